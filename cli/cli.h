@@ -1,0 +1,47 @@
+/* cli.h - shared by the neurite command's subcommands. */
+#ifndef NR_CLI_H
+#define NR_CLI_H
+
+#include "neurite.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Exit codes: 0 success, 1 a failure while working (bad file, numbers went wrong), 2 a bad command line. */
+enum { EXIT_WORK = 1, EXIT_USAGE = 2 };
+
+typedef enum opt_kind { OPT_FLAG, OPT_SIZE, OPT_INT, OPT_U64, OPT_FLOAT, OPT_STRING } opt_kind;
+
+/* One option of a subcommand: --name VALUE (or --name=VALUE), checked against [min, max]. */
+typedef struct cli_opt {
+    const char *name;
+    opt_kind kind;
+    void *target;       /* bool*, size_t*, int*, uint64_t*, double*, const char** */
+    double min, max;    /* inclusive range for numbers */
+    const char *arg;    /* the value's name in --help, e.g. "N" */
+    const char *help;
+} cli_opt;
+
+/* Parses argv[1..] of a subcommand. Positional arguments are returned in order (pointers into argv).
+ * Returns 0, or EXIT_USAGE after printing one line to stderr, or -1 after printing --help to stdout. */
+int cli_parse(const char *cmd, const char *synopsis, const char *about, const cli_opt *opts, int argc,
+              char **argv, const char **positional, int max_positional, int *n_positional);
+
+/* Prints "neurite CMD: <message>" to stderr with the library's last error message, returns EXIT_WORK. */
+int cli_fail(const char *cmd, nr_status st);
+
+/* Prints "neurite CMD: <formatted message>" to stderr and returns `code`. */
+int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Writes a text file whole or not at all: write(f, ctx) fills a temporary file that is renamed over `path`
+ * only if everything succeeded. Returns 0 or EXIT_WORK after printing one line. */
+int cli_write_file(const char *cmd, const char *path, bool (*write)(FILE *f, void *ctx), void *ctx);
+
+/* Seconds on a monotonic clock. */
+double cli_now(void);
+
+/* Subcommands. */
+int cmd_seed(int argc, char **argv);
+int cmd_xor(int argc, char **argv);
+
+#endif

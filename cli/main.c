@@ -1,0 +1,46 @@
+/* main.c - the neurite command: dispatches to a subcommand. */
+#include "cli.h"
+
+#include <string.h>
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *about;
+} command;
+
+static const command commands[] = {
+    {"seed", cmd_seed, "the lecture's two-layer network, reproduced (--trace shows one step in detail)"},
+    {"xor", cmd_xor, "why activations must be non-linear: linear layers collapse into one matrix"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: neurite <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].about);
+    fprintf(f, "  %-9s %s\n", "version", "print the version");
+    fprintf(f, "\nRun 'neurite <command> --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "neurite: no command given (try 'neurite --help')\n");
+        return EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
+        printf("neurite %s (matrix kernel: %s)\n", NR_VERSION_STRING, nr_gemm_backend());
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(name, commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "neurite: unknown command '%s' (try 'neurite --help')\n", name);
+    return EXIT_USAGE;
+}

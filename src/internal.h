@@ -1,0 +1,158 @@
+/* internal.h - what the library's source files share and users do not see. */
+#ifndef NR_INTERNAL_H
+#define NR_INTERNAL_H
+
+#include "neurite.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <string.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define NR_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define NR_UNUSED __attribute__((unused))
+#else
+#define NR_PRINTF(f, a)
+#define NR_UNUSED
+#endif
+
+#define NR_ALIGN 64
+
+/* Tensor flag: state kept with the parameters but not trained (batch-norm running statistics). */
+#define NR__TENSOR_STATE 0x100
+
+/* ---- errors (error.c) ---- */
+
+/* Records a message for nr_error_message and returns `code`, so a failure is `return nr__fail(...)`. */
+nr_status nr__fail(nr_status code, const char *fmt, ...) NR_PRINTF(2, 3);
+
+/* Puts "prefix: " in front of the current message (e.g. a file name) and returns `code`. */
+nr_status nr__prefix(nr_status code, const char *fmt, ...) NR_PRINTF(2, 3);
+
+/* ---- checked sizes and aligned memory (alloc.c) ---- */
+
+static inline bool nr__mul(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
+static inline bool nr__add(size_t a, size_t b, size_t *out) { return !__builtin_add_overflow(a, b, out); }
+
+/* The most floats one buffer may hold: 2^34 (64 GiB), so that a size read from a file or a flag is refused
+ * before it can exhaust memory or overflow arithmetic downstream. */
+#define NR_MAX_FLOATS ((size_t)1 << 34)
+
+/* `count` zeroed floats, 64-byte aligned; NULL with the message set on overflow or no memory. */
+float *nr__floats(size_t count);
+/* Zeroed, 64-byte aligned memory for count * size bytes; NULL with the message set on failure. */
+void *nr__alloc(size_t count, size_t size);
+void nr__free(void *ptr);
+
+/* ---- threads (pool.c) ---- */
+
+/* Calls fn(ctx, begin, end) over [0, n) split into contiguous chunks of at least `grain` items, on the pool.
+ * Chunk boundaries may depend on the thread count, so fn must compute each item the same way whatever
+ * range it is given. Runs inline when the pool is busy (a second user thread) or n is small. */
+typedef void (*nr__range_fn)(void *ctx, size_t begin, size_t end);
+void nr__parallel_for(size_t n, size_t grain, nr__range_fn fn, void *ctx);
+
+/* ---- matrix products (gemm.c) ---- */
+
+/* The unchecked form of nr_sgemm that layers use once shapes are known to be right. */
+void nr__gemm(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+              const float *b, size_t ldb, float beta, float *c, size_t ldc);
+
+/* ---- random numbers (rng.c) ---- */
+
+/* Natural logarithm of x > 0 computed the same way everywhere (no libm), for the normal distribution. */
+double nr__log(double x);
+
+/* ---- layers (layer_*.c) ---- */
+
+typedef struct nr_layer nr_layer;
+
+/* What a pass hands each layer: where the flat buffers are, whether this is training, and a generator. */
+typedef struct nr_pass {
+    float *params;
+    float *grads;
+    int training;
+    nr_rng *rng;
+} nr_pass;
+
+#define NR_LAYER_INTS 8
+#define NR_LAYER_FLOATS 4
+#define NR_LAYER_TENSORS 4
+
+/* A tensor a layer declares during setup; the network places it in the flat buffers. */
+typedef struct nr_layer_tensor {
+    char suffix[8];                 /* "w", "b", ... appended to the layer's name */
+    int ndim;
+    size_t shape[NR_MAX_DIMS];
+    unsigned flags;
+} nr_layer_tensor;
+
+/* The interface every layer kind implements (one file per kind). */
+typedef struct nr_layer_ops {
+    const char *tag;  /* stable text tag, written into model files */
+    /* Checks the configuration against in_shape, sets out_shape and declares tensors. Must not allocate. */
+    nr_status (*setup)(nr_layer *l);
+    /* y = f(x) for n samples. */
+    void (*forward)(nr_layer *l, const nr_pass *p, const float *x, float *y, size_t n);
+    /* Adds dL/dx to dx (dx may be NULL when nobody needs it) and dL/dparams to the gradient buffer. */
+    void (*backward)(nr_layer *l, const nr_pass *p, const float *x, const float *y, const float *dy, float *dx,
+                     size_t n);
+    /* Fills the layer's tensors for training from scratch (NULL: nothing to fill). `next` is the activation
+     * that follows the layer, for NR_INIT_AUTO. */
+    void (*init)(nr_layer *l, float *params, nr_init init, nr_act next, nr_rng *rng);
+    /* Floats of scratch memory the layer needs for a batch of n (NULL: none). */
+    size_t (*scratch)(const nr_layer *l, size_t n);
+    /* A short description for summaries. */
+    void (*describe)(const nr_layer *l, char *buf, size_t cap);
+} nr_layer_ops;
+
+struct nr_layer {
+    const nr_layer_ops *ops;
+    /* The configuration, which with the tag is all a model file needs to rebuild the layer. */
+    int64_t ints[NR_LAYER_INTS];
+    float floats[NR_LAYER_FLOATS];
+    size_t in_shape[3], out_shape[3];  /* height, width, channels */
+    size_t in_size, out_size;
+    /* Filled by setup; placed by the network. */
+    nr_layer_tensor tensors[NR_LAYER_TENSORS];
+    int n_tensors;
+    size_t tensor_offset[NR_LAYER_TENSORS];  /* into the flat buffers */
+    size_t param_count;
+    float *scratch;  /* planned by the network for its batch capacity */
+};
+
+/* The layer kinds. */
+extern const nr_layer_ops nr__dense_ops;
+extern const nr_layer_ops nr__identity_ops, nr__relu_ops, nr__leaky_relu_ops, nr__sigmoid_ops, nr__tanh_ops,
+    nr__softmax_ops;
+
+/* The layer kind of an activation; NULL for a value outside nr_act. */
+const nr_layer_ops *nr__act_ops_for(nr_act act);
+
+/* Finds a layer kind by tag; NULL if unknown. */
+const nr_layer_ops *nr__layer_ops_by_tag(const char *tag);
+
+/* Shared by initialisers: fills `count` floats for a weight of the given fans. */
+void nr__init_weights(float *w, size_t count, size_t fan_in, size_t fan_out, nr_init init, nr_act next,
+                      nr_rng *rng);
+
+/* Appends a configured layer (ints/floats set, ops chosen) to the network: runs setup, places tensors. */
+nr_status nr__net_append(nr_net *net, const nr_layer *layer);
+
+/* ---- element-wise helpers (layer_act.c) ---- */
+void nr__softmax_rows(const float *x, float *y, size_t n, size_t d);
+
+/* ---- optimizers (optim.c) ---- */
+
+/* The L2 norm of a gradient laid out like the optimizer's network, summed in fixed blocks. */
+double nr__grad_norm(nr_optimizer *opt, const float *grads);
+/* Restores the step counter (Adam's bias correction depends on it) when resuming. */
+void nr__opt_set_steps(nr_optimizer *opt, uint64_t steps);
+
+/* ---- losses (loss.c) ---- */
+
+/* The loss of outputs y (n x d) and its gradient dL/dy into grad (n x d). */
+nr_status nr__loss(nr_loss loss, const float *y, const float *targets, const int32_t *labels, size_t n, size_t d,
+                   double *value, float *grad);
+
+#endif

@@ -1,0 +1,171 @@
+/* spec.c - the text form of a network: "784-256-relu-10", "conv32k3-relu-pool2-fc128-relu-fc10".
+ *
+ * Each token becomes one layer prototype; the list is first built on a scratch network with the same input,
+ * so a bad token leaves the caller's network untouched. */
+#include "net.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define MAX_TOKEN 64
+
+/* Parses an unsigned decimal number at *p (advancing it); false if none or out of range. */
+static bool read_size(const char **p, int64_t *out)
+{
+    if (!isdigit((unsigned char)**p))
+        return false;
+    int64_t v = 0;
+    while (isdigit((unsigned char)**p)) {
+        if (v > (INT64_C(1) << 40))
+            return false;
+        v = v * 10 + (**p - '0');
+        (*p)++;
+    }
+    *out = v;
+    return true;
+}
+
+static bool read_float(const char **p, float *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(*p, &end);
+    if (end == *p || errno)
+        return false;
+    *out = (float)v;
+    *p = end;
+    return true;
+}
+
+typedef struct activation_name {
+    const char *name;
+    nr_act act;
+} activation_name;
+
+static const activation_name act_names[] = {
+    {"relu", NR_ACT_RELU},       {"sigmoid", NR_ACT_SIGMOID}, {"tanh", NR_ACT_TANH},
+    {"identity", NR_ACT_IDENTITY}, {"linear", NR_ACT_IDENTITY}, {"softmax", NR_ACT_SOFTMAX},
+};
+
+/* Turns one token into a layer prototype. *is_dense says whether it is a dense layer (for default_act). */
+static nr_status parse_token(const char *tok, nr_layer *l, bool *is_dense)
+{
+    memset(l, 0, sizeof *l);
+    *is_dense = false;
+    const char *p = tok;
+    int64_t v;
+    for (size_t i = 0; i < sizeof act_names / sizeof act_names[0]; i++)
+        if (strcmp(tok, act_names[i].name) == 0) {
+            l->ops = nr__act_ops_for(act_names[i].act);
+            l->ints[0] = act_names[i].act;
+            return NR_OK;
+        }
+    if (strncmp(tok, "leaky", 5) == 0 || strncmp(tok, "lrelu", 5) == 0) {
+        p = tok + 5;
+        float slope = 0.01f;
+        if (*p && (!read_float(&p, &slope) || *p))
+            return nr__fail(NR_EINVAL, "bad slope in '%s' (write e.g. leaky0.1)", tok);
+        l->ops = &nr__leaky_relu_ops;
+        l->ints[0] = NR_ACT_LEAKY_RELU;
+        l->floats[0] = slope;
+        return NR_OK;
+    }
+    if (strncmp(tok, "fc", 2) == 0 || strncmp(tok, "dense", 5) == 0)
+        p = tok + (tok[0] == 'f' ? 2 : 5);
+    if (read_size(&p, &v) && *p == 0) {
+        if (v == 0)
+            return nr__fail(NR_EINVAL, "a dense layer of 0 units ('%s')", tok);
+        l->ops = &nr__dense_ops;
+        l->ints[0] = v;
+        l->ints[1] = 1;
+        *is_dense = true;
+        return NR_OK;
+    }
+    return nr__fail(NR_EINVAL, "unknown layer '%s' (known: N or fcN, relu, leaky[S], sigmoid, tanh, identity, "
+                               "softmax)", tok);
+}
+
+nr_status nr_net_add_spec(nr_net *net, const char *spec, nr_act default_act)
+{
+    if (!net || !spec)
+        return nr__fail(NR_EINVAL, "nr_net_add_spec: NULL argument");
+    if (!nr__act_ops_for(default_act))
+        return nr__fail(NR_EINVAL, "unknown default activation %d", (int)default_act);
+    nr_net *scratch = nr_net_new_image(net->in_shape[0], net->in_shape[1], net->in_shape[2]);
+    if (!scratch)
+        return NR_ENOMEM;
+    /* The scratch network starts where the real one ends, so shapes check against the right input. */
+    for (size_t i = 0; i < net->n_layers; i++)
+        if (nr__net_append(scratch, &net->layers[i])) {
+            nr_net_free(scratch);
+            return NR_ENOMEM;
+        }
+    size_t first_new = scratch->n_layers;
+    bool prev_dense = net->n_layers && net->layers[net->n_layers - 1].ops == &nr__dense_ops;
+    bool first_token = true;
+    int count = 0, line = 1;
+    nr_status st = NR_OK;
+    const char *p = spec;
+    while (*p && !st) {
+        if (*p == '#') {
+            while (*p && *p != '\n')
+                p++;
+            continue;
+        }
+        if (*p == '\n')
+            line++;
+        if (*p == '-' || *p == ',' || isspace((unsigned char)*p)) {
+            p++;
+            continue;
+        }
+        char tok[MAX_TOKEN];
+        size_t n = 0;
+        while (*p && *p != '-' && *p != ',' && *p != '#' && !isspace((unsigned char)*p)) {
+            if (n + 1 >= sizeof tok) {
+                st = nr__fail(NR_EINVAL, "token too long");
+                break;
+            }
+            tok[n++] = (char)tolower((unsigned char)*p++);
+            /* A '-' right after 'e' inside a number is an exponent (leaky1e-3), not a separator. */
+            if (*p == '-' && n >= 2 && tok[n - 1] == 'e' && isdigit((unsigned char)tok[n - 2]) &&
+                isdigit((unsigned char)p[1]))
+                tok[n++] = *p++;
+        }
+        if (st)
+            break;
+        tok[n] = 0;
+        count++;
+        nr_layer l;
+        bool is_dense;
+        if ((st = parse_token(tok, &l, &is_dense)))
+            break;
+        /* A leading size equal to the input names the input ("784-256-10"). */
+        if (first_token && is_dense && scratch->n_layers == 0 && (size_t)l.ints[0] == scratch->in_size &&
+            isdigit((unsigned char)tok[0])) {
+            first_token = false;
+            continue;
+        }
+        first_token = false;
+        if (is_dense && prev_dense && default_act != NR_ACT_IDENTITY) {
+            nr_layer a = {.ops = nr__act_ops_for(default_act), .ints = {default_act},
+                          .floats = {default_act == NR_ACT_LEAKY_RELU ? 0.01f : 0.0f}};
+            if ((st = nr__net_append(scratch, &a)))
+                break;
+        }
+        if ((st = nr__net_append(scratch, &l)))
+            break;
+        prev_dense = is_dense;
+    }
+    if (st) {
+        nr__prefix(st, "layer %d (line %d)", count, line);
+    } else if (scratch->n_layers == first_new) {
+        st = nr__fail(NR_EINVAL, "the layer list '%s' adds no layer", spec);
+    } else {
+        for (size_t i = first_new; i < scratch->n_layers && !st; i++)
+            st = nr__net_append(net, &scratch->layers[i]);
+    }
+    nr_net_free(scratch);
+    return st;
+}

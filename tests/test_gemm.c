@@ -1,0 +1,110 @@
+/* test_gemm.c - every matrix kernel against a double-precision reference, for all four transpose cases,
+ * odd shapes, strided rows, alpha and beta; and the seam's argument checks. */
+#include "check.h"
+#include "neurite.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void fill(nr_rng *r, float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)(2 * nr_rng_uniform(r) - 1);
+}
+
+/* One case: returns the worst error relative to the size of the terms. */
+static double run_case(nr_rng *r, nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, float beta,
+                       size_t pad)
+{
+    size_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+    size_t lda = ac + pad, ldb = bc + pad, ldc = n + pad;
+    float *a = malloc(ar * lda * sizeof *a), *b = malloc(br * ldb * sizeof *b), *c = malloc(m * ldc * sizeof *c);
+    double *ref = malloc(m * n * sizeof *ref), *tol = malloc(m * n * sizeof *tol);
+    fill(r, a, ar * lda);
+    fill(r, b, br * ldb);
+    fill(r, c, m * ldc);
+    if (beta == 0)
+        for (size_t i = 0; i < m * ldc; i++)
+            c[i] = NAN;  /* must not leak into the result */
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            double s = 0, mag = 0;
+            for (size_t p = 0; p < k; p++) {
+                double t = (double)(ta ? a[p * lda + i] : a[i * lda + p]) * (double)(tb ? b[j * ldb + p] : b[p * ldb + j]);
+                s += t;
+                mag += fabs(t);
+            }
+            ref[i * n + j] = alpha * s + (beta == 0 ? 0 : beta * (double)c[i * ldc + j]);
+            /* float32 rounding of a k-term sum: about sqrt(k) unit roundoffs of the terms' total size */
+            tol[i * n + j] = sqrt((double)k) * 6e-8 * mag * fabs(alpha) + 1e-6;
+        }
+    nr_status st = nr_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    double worst = st ? INFINITY : 0;
+    for (size_t i = 0; i < m && !st; i++)
+        for (size_t j = 0; j < n; j++) {
+            double e = fabs(c[i * ldc + j] - ref[i * n + j]) / tol[i * n + j];
+            if (!(e <= worst))
+                worst = isnan(e) ? INFINITY : e;
+        }
+    free(a);
+    free(b);
+    free(c);
+    free(ref);
+    free(tol);
+    return worst;
+}
+
+static void backend(const char *name)
+{
+    if (nr_set_gemm_backend(name) != NR_OK) {
+        printf("test_gemm: backend %s not available here\n", name);
+        return;
+    }
+    nr_rng r;
+    nr_rng_seed(&r, 99);
+    const size_t sizes[] = {1, 2, 3, 7, 16, 17, 31, 33, 64, 100, 129};
+    const size_t ns = sizeof sizes / sizeof sizes[0];
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            double worst = 0;
+            int cases = 0;
+            for (size_t i = 0; i < ns; i++)
+                for (size_t j = 0; j < ns; j += 2)
+                    for (size_t q = 0; q < ns; q += 3) {
+                        float alpha = (cases % 3) ? 1.0f : -0.5f, beta = (float[]){0.0f, 1.0f, 0.3f}[cases % 3];
+                        double e = run_case(&r, (nr_trans)ta, (nr_trans)tb, sizes[i], sizes[j], sizes[q], alpha, beta,
+                                            cases % 2 ? 3 : 0);
+                        worst = fmax(worst, e);
+                        cases++;
+                    }
+            CHECK(worst <= 1.0, "%s: trans_a=%d trans_b=%d: worst error %.3g x tolerance over %d cases", name, ta, tb,
+                  worst, cases);
+        }
+    /* Large enough to be split across threads and blocked in k. */
+    double e = run_case(&r, NR_NO_TRANS, NR_NO_TRANS, 300, 257, 1100, 1.0f, 0.0f, 0);
+    CHECK(e <= 1.0, "%s: 300x257x1100 error %.3g x tolerance", name, e);
+    e = run_case(&r, NR_TRANS, NR_NO_TRANS, 1000, 100, 64, 1.0f, 1.0f, 0);
+    CHECK(e <= 1.0, "%s: the lecture's x^T g_h shape, error %.3g x tolerance", name, e);
+}
+
+int main(void)
+{
+    nr_set_threads(2);
+    const char *names[] = {"portable", "avx2", "avx512", "blas"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        backend(names[i]);
+    CHECK_OK(nr_set_gemm_backend("auto"));
+    printf("test_gemm: default kernel %s\n", nr_gemm_backend());
+
+    float a[4] = {1, 2, 3, 4}, c[4];
+    CHECK_ERR(nr_sgemm(NR_NO_TRANS, NR_NO_TRANS, 0, 2, 2, 1, a, 2, a, 2, 0, c, 2), NR_EINVAL);
+    CHECK_ERR(nr_sgemm(NR_NO_TRANS, NR_NO_TRANS, 2, 2, 2, 1, NULL, 2, a, 2, 0, c, 2), NR_EINVAL);
+    CHECK_ERR(nr_sgemm(NR_NO_TRANS, NR_NO_TRANS, 2, 2, 2, 1, a, 1, a, 2, 0, c, 2), NR_EINVAL);
+    CHECK_ERR(nr_sgemm((nr_trans)5, NR_NO_TRANS, 2, 2, 2, 1, a, 2, a, 2, 0, c, 2), NR_EINVAL);
+    CHECK_ERR(nr_sgemm(NR_NO_TRANS, NR_NO_TRANS, (size_t)1 << 40, 2, 2, 1, a, 2, a, 2, 0, c, 2), NR_EINVAL);
+    CHECK_ERR(nr_set_gemm_backend("cuda"), NR_EINVAL);
+    CHECK_ERR(nr_set_threads(-1), NR_EINVAL);
+    CHECK_ERR(nr_set_threads(100000), NR_EINVAL);
+    return check_report("test_gemm");
+}

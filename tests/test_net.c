@@ -1,0 +1,184 @@
+/* test_net.c - building networks: the API's error paths, the layer-list parser, the parameter table, the
+ * memory plan (no allocation in a training step) and results that do not depend on the thread count. */
+#include "check.h"
+#include "neurite.h"
+
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void errors(void)
+{
+    CHECK(nr_net_new(0) == NULL && nr_error_message()[0], "a network of 0 inputs is refused");
+    CHECK(nr_net_new_image(28, 0, 1) == NULL, "an image of width 0 is refused");
+    CHECK(nr_net_new_image((size_t)1 << 30, (size_t)1 << 30, 64) == NULL, "an overflowing image is refused");
+    nr_net *net = nr_net_new(4);
+    CHECK_ERR(nr_net_dense(net, 0, 1), NR_EINVAL);
+    CHECK_ERR(nr_net_dense(NULL, 3, 1), NR_EINVAL);
+    CHECK_ERR(nr_net_dense(net, (size_t)1 << 40, 1), NR_EINVAL);
+    CHECK_ERR(nr_net_act(net, (nr_act)99), NR_EINVAL);
+    CHECK_ERR(nr_net_leaky_relu(net, 1.5f), NR_EINVAL);
+    CHECK(nr_net_layer_count(net) == 0, "failed additions leave no layer");
+    float x[8] = {0};
+    const float *out;
+    CHECK_ERR(nr_net_forward(net, x, 2, 0, &out), NR_EINVAL);  /* no layers yet */
+    CHECK_OK(nr_net_dense(net, 3, 1));
+    CHECK_ERR(nr_net_forward(net, NULL, 2, 0, &out), NR_EINVAL);
+    CHECK_ERR(nr_net_forward(net, x, 0, 0, &out), NR_EINVAL);
+    CHECK_ERR(nr_net_forward(net, x, (size_t)1 << 50, 0, &out), NR_EINVAL);
+    CHECK_ERR(nr_net_backward(net), NR_EINVAL);  /* nothing to back-propagate */
+    double loss;
+    CHECK_ERR(nr_net_loss(net, NR_LOSS_SSE, x, NULL, &loss), NR_EINVAL);  /* no forward yet */
+    CHECK_OK(nr_net_forward(net, x, 2, 1, &out));
+    int32_t bad[2] = {0, 3};
+    CHECK_ERR(nr_net_loss(net, NR_LOSS_XENT, NULL, bad, &loss), NR_EINVAL);
+    CHECK(strstr(nr_error_message(), "label 3 of sample 1") != NULL, "label message: %s", nr_error_message());
+    CHECK_ERR(nr_net_loss(net, NR_LOSS_SSE, NULL, NULL, &loss), NR_EINVAL);
+    CHECK_ERR(nr_net_loss(net, (nr_loss)9, x, NULL, &loss), NR_EINVAL);
+    CHECK_ERR(nr_net_backward(net), NR_EINVAL);  /* the failed loss left nothing to back-propagate */
+    nr_tensor_info ti;
+    CHECK_ERR(nr_net_find_tensor(net, "dense9.w", &ti), NR_EINVAL);
+    CHECK_ERR(nr_net_tensor(net, 5, &ti), NR_EINVAL);
+    nr_layer_info li;
+    CHECK_ERR(nr_net_layer_info(net, 1, &li), NR_EINVAL);
+    CHECK(nr_opt_new(net, &(nr_opt_config){.kind = NR_OPT_SGD, .lr = -1}) == NULL, "negative lr refused");
+    CHECK(nr_opt_new(net, &(nr_opt_config){.kind = (nr_opt_kind)42}) == NULL, "unknown optimizer refused");
+    CHECK(nr_opt_new(net, &(nr_opt_config){.kind = NR_OPT_ADAM, .beta1 = 1.0f}) == NULL, "beta1 = 1 refused");
+    CHECK(nr_opt_new(NULL, &(nr_opt_config){0}) == NULL, "NULL net refused");
+    nr_net *cross = nr_net_new(2);
+    nr_net_dense(cross, 1, 1);
+    CHECK_OK(nr_net_forward(cross, x, 1, 1, &out));
+    CHECK_ERR(nr_net_loss(cross, NR_LOSS_XENT, NULL, bad, &loss), NR_ESHAPE);  /* one output is no classifier */
+    nr_optimizer *opt = nr_opt_new(net, &(nr_opt_config){.kind = NR_OPT_SGD});
+    CHECK_ERR(nr_opt_step(opt, cross, 0.1f, NULL), NR_ESHAPE);  /* optimizer of another network */
+    CHECK_ERR(nr_opt_step(opt, net, 0.0f, NULL), NR_EINVAL);
+    nr_opt_free(opt);
+    nr_net_free(cross);
+    nr_net_free(net);
+    nr_net_free(NULL);
+    nr_opt_free(NULL);
+}
+
+static void spec(void)
+{
+    nr_net *net = nr_net_new(784);
+    CHECK_OK(nr_net_add_spec(net, "784-256-relu-10", NR_ACT_IDENTITY));
+    CHECK(nr_net_layer_count(net) == 3, "784-256-relu-10 gives 3 layers, not %zu", nr_net_layer_count(net));
+    CHECK(nr_net_param_count(net) == 784 * 256 + 256 + 256 * 10 + 10, "parameter count %zu", nr_net_param_count(net));
+    CHECK(nr_net_output_size(net) == 10, "output size");
+    nr_tensor_info ti;
+    CHECK_OK(nr_net_find_tensor(net, "dense2.w", &ti));
+    CHECK(ti.ndim == 2 && ti.shape[0] == 256 && ti.shape[1] == 10 && ti.offset == 784 * 256 + 256 &&
+              (ti.flags & NR_TENSOR_DECAY),
+          "the table names dense2.w with its shape and offset");
+    CHECK_OK(nr_net_find_tensor(net, "dense0.b", &ti));
+    CHECK(ti.size == 256 && !(ti.flags & NR_TENSOR_DECAY), "biases are not decayed");
+    /* A bad token leaves the network as it was and names the token. */
+    CHECK_ERR(nr_net_add_spec(net, "32-rleu-10", NR_ACT_RELU), NR_EINVAL);
+    CHECK(strstr(nr_error_message(), "rleu") != NULL, "message names the token: %s", nr_error_message());
+    CHECK(nr_net_layer_count(net) == 3, "failed spec changes nothing");
+    nr_net_free(net);
+
+    net = nr_net_new(20);
+    CHECK_OK(nr_net_add_spec(net, "20-64-32-fc5 # comment\n", NR_ACT_TANH));
+    nr_layer_info li;
+    const char *want[] = {"dense", "tanh", "dense", "tanh", "dense"};
+    CHECK(nr_net_layer_count(net) == 5, "default activation between dense layers: %zu layers", nr_net_layer_count(net));
+    for (size_t i = 0; i < 5 && i < nr_net_layer_count(net); i++) {
+        nr_net_layer_info(net, i, &li);
+        CHECK(strcmp(li.tag, want[i]) == 0, "layer %zu is %s, not %s", i, li.tag, want[i]);
+    }
+    nr_net_free(net);
+    net = nr_net_new(3);
+    CHECK_OK(nr_net_add_spec(net, "leaky0.2, 4, leaky1e-3, sigmoid", NR_ACT_IDENTITY));
+    nr_net_layer_info(net, 0, &li);
+    CHECK(strcmp(li.desc, "leaky_relu 0.2") == 0, "leaky slope parsed: %s", li.desc);
+    nr_net_layer_info(net, 2, &li);
+    CHECK(strcmp(li.desc, "leaky_relu 0.001") == 0, "exponent in a slope parsed: %s", li.desc);
+    CHECK_ERR(nr_net_add_spec(net, "", NR_ACT_IDENTITY), NR_EINVAL);
+    CHECK_ERR(nr_net_add_spec(net, "0", NR_ACT_IDENTITY), NR_EINVAL);
+    CHECK_ERR(nr_net_add_spec(net, "leakyx", NR_ACT_IDENTITY), NR_EINVAL);
+    CHECK_ERR(nr_net_add_spec(net, "leaky2", NR_ACT_IDENTITY), NR_EINVAL);
+    CHECK_ERR(nr_net_add_spec(net, "99999999999999999", NR_ACT_IDENTITY), NR_EINVAL);
+    CHECK_ERR(nr_net_add_spec(net, NULL, NR_ACT_IDENTITY), NR_EINVAL);
+    nr_net_free(net);
+}
+
+/* Trains a 300-200-relu-10 network for a few steps and returns its parameters. */
+static float *train_copy(int threads, size_t *count)
+{
+    nr_set_threads(threads);
+    nr_net *net = nr_net_new(300);
+    nr_net_add_spec(net, "200-relu-10", NR_ACT_IDENTITY);
+    nr_rng r;
+    nr_rng_seed(&r, 5);
+    nr_net_init(net, NR_INIT_AUTO, &r);
+    nr_optimizer *opt = nr_opt_new(net, &(nr_opt_config){.kind = NR_OPT_ADAM, .lr = 1e-3f, .clip_norm = 1.0f});
+    enum { N = 128 };
+    float *x = malloc(N * 300 * sizeof *x);
+    int32_t labels[N];
+    for (size_t i = 0; i < N * 300; i++)
+        x[i] = (float)nr_rng_uniform(&r);
+    for (int i = 0; i < N; i++)
+        labels[i] = (int32_t)nr_rng_below(&r, 10);
+    for (int s = 0; s < 5; s++)
+        nr_net_train_batch(net, opt, NR_LOSS_XENT, x, NULL, labels, N, NULL);
+    *count = nr_net_param_count(net);
+    float *copy = malloc(*count * sizeof *copy);
+    memcpy(copy, nr_net_params(net), *count * sizeof *copy);
+    free(x);
+    nr_opt_free(opt);
+    nr_net_free(net);
+    return copy;
+}
+
+static void determinism(void)
+{
+    const char *kernels[] = {"portable", "avx2", "avx512"};
+    for (size_t k = 0; k < 3; k++) {
+        if (nr_set_gemm_backend(kernels[k]) != NR_OK)
+            continue;
+        size_t n1, n2;
+        float *one = train_copy(1, &n1), *two = train_copy(2, &n2);
+        CHECK(n1 == n2 && memcmp(one, two, n1 * sizeof *one) == 0,
+              "%s kernel: 1 and 2 threads give bit-identical weights", kernels[k]);
+        free(one);
+        free(two);
+    }
+    nr_set_gemm_backend("auto");
+}
+
+static void no_allocation_in_step(void)
+{
+    nr_set_threads(2);
+    nr_net *net = nr_net_new(100);
+    nr_net_add_spec(net, "64-relu-64-tanh-10", NR_ACT_IDENTITY);
+    nr_rng r;
+    nr_rng_seed(&r, 3);
+    nr_net_init(net, NR_INIT_AUTO, &r);
+    nr_optimizer *opt = nr_opt_new(net, &(nr_opt_config){.kind = NR_OPT_ADAMW, .weight_decay = 0.01f});
+    float x[32 * 100];
+    int32_t labels[32];
+    for (size_t i = 0; i < 32 * 100; i++)
+        x[i] = (float)nr_rng_normal(&r);
+    for (int i = 0; i < 32; i++)
+        labels[i] = i % 10;
+    nr_net_train_batch(net, opt, NR_LOSS_XENT, x, NULL, labels, 32, NULL);
+    struct mallinfo2 before = mallinfo2();
+    for (int s = 0; s < 10; s++)
+        nr_net_train_batch(net, opt, NR_LOSS_XENT, x, NULL, labels, s % 2 ? 32 : 17, NULL);
+    struct mallinfo2 after = mallinfo2();
+    CHECK(before.uordblks == after.uordblks && before.hblkhd == after.hblkhd,
+          "training steps allocate nothing (heap in use %zu -> %zu bytes)", before.uordblks, after.uordblks);
+    nr_opt_free(opt);
+    nr_net_free(net);
+}
+
+int main(void)
+{
+    errors();
+    spec();
+    determinism();
+    no_allocation_in_step();
+    return check_report("test_net");
+}
