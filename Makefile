@@ -71,6 +71,13 @@ $(BUILD)/%.o: %.c include/neurite.h $(wildcard src/*.h cli/*.h tests/*.h) Makefi
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
+# Kernels for newer x86-64 CPUs are compiled with their instruction sets and chosen at run time, so one
+# binary runs on any x86-64 (never -march=native).
+ifneq (,$(findstring x86_64,$(shell $(CC) -dumpmachine)))
+$(BUILD)/src/gemm_avx2.o: ALL_CFLAGS += -mavx2 -mfma
+$(BUILD)/src/gemm_avx512.o: ALL_CFLAGS += -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma
+endif
+
 $(STATIC): $(LIB_OBJ)
 	@rm -f $@
 	$(Q)$(AR) rcs $@ $^

@@ -176,11 +176,39 @@ nr_status nr_net_act(nr_net *net, nr_act act);
 /* Leaky ReLU with the given slope for negative inputs (0 <= slope < 1). */
 nr_status nr_net_leaky_relu(nr_net *net, float slope);
 
-/* Parses a layer list such as "784-256-relu-10" or "conv32k3-relu-pool2-fc128-relu-fc10" and appends the
- * layers. Tokens (separated by '-', ',' or white space; '#' starts a comment to the end of the line):
+/* 2-D convolution over channels-last (HWC) images: `filters` output channels, a square kernel of side
+ * `kernel`, `stride` >= 1 and `pad` zeros on every border. The weight is stored (kernel, kernel, in_channels,
+ * filters), i.e. as a (kernel * kernel * in_channels) x filters matrix, so a convolution is im2col then the
+ * same product as a dense layer. Output side: (side + 2 pad - kernel) / stride + 1. */
+nr_status nr_net_conv2d(nr_net *net, size_t filters, size_t kernel, size_t stride, size_t pad, int bias);
+
+/* Max or average pooling over size x size windows moved by `stride` (0: stride = size), per channel. Windows
+ * must fit: a border that does not fill a whole window is dropped, as in PyTorch's default. */
+nr_status nr_net_maxpool(nr_net *net, size_t size, size_t stride);
+nr_status nr_net_avgpool(nr_net *net, size_t size, size_t stride);
+
+/* Turns an image (h, w, c) into a vector of h*w*c features in HWC order; no data moves. */
+nr_status nr_net_flatten(nr_net *net);
+
+/* Batch normalisation per channel (per feature for vectors): in training it normalises with the batch's
+ * mean and variance and updates running estimates (running = (1 - momentum) running + momentum batch); in
+ * inference it uses the running estimates, which are saved with the model. 0 picks the defaults
+ * momentum 0.1, eps 1e-5. Learns a scale (gamma, from 1) and a shift (beta, from 0). */
+nr_status nr_net_batchnorm(nr_net *net, float momentum, float eps);
+
+/* Inverted dropout: in training each value is zeroed with probability `rate` (0 <= rate < 1) and the rest
+ * scaled by 1 / (1 - rate); in inference it passes values through. Draws from nr_net_rng. */
+nr_status nr_net_dropout(nr_net *net, float rate);
+
+/* Parses a layer list such as "784-256-relu-10" or "conv32k3-relu-pool2-conv64k3-relu-pool2-fc128-relu-fc10"
+ * and appends the layers. Tokens (separated by '-', ',' or white space; '#' starts a comment to the end of
+ * the line; case does not matter):
  *   N or fcN         dense layer of N units with bias (a leading N that equals the input size names the
- *                    input and adds no layer)
+ *                    input and adds no layer); a dense layer after an image flattens it
  *   relu sigmoid tanh identity softmax leaky leakyS (leaky0.2: slope 0.2)
+ *   convNkK[sS][pP]  convolution, N filters, K x K kernel, stride S (1), padding P (K/2, "same" for odd K)
+ *   poolK maxpoolK avgpoolK   pooling over K x K windows with stride K
+ *   flatten  bn  dropP (drop0.5: dropout with rate 0.5)
  * `default_act` is put between two dense layers that have nothing between them (NR_ACT_IDENTITY: nothing).
  * On failure the network is unchanged and the message names the token. */
 nr_status nr_net_add_spec(nr_net *net, const char *spec, nr_act default_act);
@@ -319,10 +347,175 @@ float **nr_opt_state(nr_optimizer *opt, size_t *count);
 uint64_t nr_opt_steps(const nr_optimizer *opt);
 const nr_opt_config *nr_opt_get_config(const nr_optimizer *opt);
 
-/* One whole training step: forward, loss, zero_grad, backward, optimizer step at lr (0: the config's).
- * *loss (if not NULL) receives the loss. */
+/* One whole training step: forward, loss, zero_grad, backward, optimizer step at the config's lr.
+ * *loss_value (if not NULL) receives the loss. */
 nr_status nr_net_train_batch(nr_net *net, nr_optimizer *opt, nr_loss loss, const float *x, const float *targets,
                              const int32_t *labels, size_t n, double *loss_value);
+
+/* The learning rate at optimizer step `step` (0-based) of `total`: a linear warm-up from base/warmup to base
+ * over the first `warmup` steps, then NR_SCHED_CONSTANT keeps base, NR_SCHED_STEP multiplies it by `gamma`
+ * every `step_size` steps, NR_SCHED_COSINE follows half a cosine from base down to 0 at `total`. */
+typedef enum nr_schedule { NR_SCHED_CONSTANT = 0, NR_SCHED_STEP, NR_SCHED_COSINE } nr_schedule;
+float nr_lr_at(nr_schedule schedule, float base, uint64_t step, uint64_t total, uint64_t warmup,
+               uint64_t step_size, float gamma);
+
+/* ================================================================================================
+ * Data sets
+ *
+ * A data set holds samples and integer class labels. Images from IDX files stay as bytes (a quarter of the
+ * memory of floats) and are converted batch by batch; tables are floats. Raw values are kept; scaling is
+ * the network's (nr_net_fit_scaling), so a saved model scales its inputs the way it was trained.
+ * ============================================================================================== */
+
+typedef struct nr_dataset nr_dataset;
+
+typedef struct nr_data_options {
+    const char *label;  /* CSV and .npy: the label column, by header name or 0-based index; NULL: the last */
+    int header;         /* CSV: 0 guess (a first row that is not all numbers is a header), 1 yes, 2 no */
+} nr_data_options;
+
+/* Reads a labelled data set; the form is told by the name:
+ *   IDX, MNIST's format, plain or gzip-compressed (".gz"): `path` is the images file (e.g.
+ *     train-images-idx3-ubyte.gz); the labels file beside it has "labels-idx1" where the name has
+ *     "images-idx3". Images are unsigned bytes, 1 or 3 dimensions per sample (h, w or h, w, c).
+ *   CSV (".csv"): numbers separated by commas, one sample per line, an optional header.
+ *   NumPy (".npy"): a 2-D float32/float64 array, one sample per row.
+ * For CSV and .npy the label column (options->label) must hold whole numbers from 0 to 65535; the others are
+ * the features. Everything is checked: the file's length against its header, ragged rows, NaN and Inf,
+ * labels out of range; a refusal names the file and the line, row or byte offset. */
+nr_status nr_data_load(const char *path, const nr_data_options *options, nr_dataset **out);
+
+/* The same for an IDX pair named explicitly. */
+nr_status nr_data_load_idx(const char *images_path, const char *labels_path, nr_dataset **out);
+
+/* A data set copied from arrays: n samples of `features` floats each, and n labels (>= 0). */
+nr_status nr_data_from_arrays(const float *x, const int32_t *labels, size_t n, size_t features,
+                              nr_dataset **out);
+
+void nr_data_free(nr_dataset *data);
+
+size_t nr_data_count(const nr_dataset *data);
+size_t nr_data_features(const nr_dataset *data);
+/* Height, width and channels of a sample (1, 1, features for tables). */
+void nr_data_shape(const nr_dataset *data, size_t shape[3]);
+/* 1 + the largest label. */
+size_t nr_data_classes(const nr_dataset *data);
+/* Whether samples are images stored as bytes (IDX), which augmentation and unit scaling treat as pixels. */
+int nr_data_is_image(const nr_dataset *data);
+const int32_t *nr_data_labels(const nr_dataset *data);
+/* Copies the raw (unscaled) features of sample i into x. */
+nr_status nr_data_sample(const nr_dataset *data, size_t i, float *x);
+
+/* Moves `count` samples chosen with `rng` out of `data` into a new set *held (a validation split). The rest
+ * keep their order. */
+nr_status nr_data_split(nr_dataset *data, size_t count, nr_rng *rng, nr_dataset **held);
+
+/* Keeps only the first `count` samples (for quick runs on a slice). */
+nr_status nr_data_truncate(nr_dataset *data, size_t count);
+
+/* ---- Input scaling, part of the model ---- */
+
+typedef enum nr_scaling {
+    NR_SCALE_NONE = 0,
+    NR_SCALE_UNIT,      /* to [0, 1]: pixels / 255; table columns by their training minimum and maximum */
+    NR_SCALE_STANDARD   /* to mean 0, variance 1: per column for tables, one mean and deviation for images */
+} nr_scaling;
+
+/* Computes the scaling from a training set (never from test data) and stores it in the network; every
+ * later nr_net_predict, nr_evaluate and nr_train applies it. Constant columns get scale 1. */
+nr_status nr_net_fit_scaling(nr_net *net, const nr_dataset *train, nr_scaling kind);
+nr_scaling nr_net_scaling(const nr_net *net);
+
+/* Runs the trained network on n raw samples (scaled as trained) and writes n * outputs floats into `out`:
+ * class probabilities (softmax) for a network trained with cross-entropy, the outputs as they are
+ * otherwise. Works in chunks, so n may be large. */
+nr_status nr_net_predict(nr_net *net, const float *x, size_t n, float *out);
+
+/* The loss the network was trained with (NR_LOSS_XENT for classifiers); it decides what predict returns.
+ * Set by nr_train and stored in model files. */
+void nr_net_set_head(nr_net *net, nr_loss loss);
+nr_loss nr_net_head(const nr_net *net);
+
+/* ================================================================================================
+ * Training and evaluation
+ * ============================================================================================== */
+
+/* What nr_train reports after each batch and each epoch. */
+typedef struct nr_progress {
+    size_t epoch, epochs;        /* epoch is 1-based */
+    size_t batch, batches;       /* batches done in this epoch, of how many */
+    size_t samples;              /* samples done in this epoch */
+    double loss;                 /* mean training loss over this epoch so far */
+    double accuracy;             /* training accuracy over this epoch so far (classifiers) */
+    double seconds;              /* since this epoch began */
+    float lr;                    /* the learning rate of the last step */
+    /* Set at the end of an epoch only (NaN otherwise, and val_* NaN without a validation set): */
+    double val_loss, val_accuracy;
+    int improved;                /* the validation loss is the best so far */
+} nr_progress;
+
+typedef struct nr_train_config {
+    nr_loss loss;                /* NR_LOSS_XENT unless set */
+    nr_opt_config opt;           /* kind, lr, momentum, weight decay, clipping */
+    size_t epochs;               /* 10 if 0 */
+    size_t batch;                /* 64 if 0 */
+    nr_schedule schedule;
+    float warmup_epochs;         /* linear warm-up length, in epochs (may be fractional) */
+    size_t step_epochs;          /* NR_SCHED_STEP: epochs between decays (1 if 0) */
+    float gamma;                 /* NR_SCHED_STEP: the decay factor (0.1 if 0) */
+    int augment_shift;           /* images: shift each training image by up to this many pixels (0: off) */
+    size_t patience;             /* stop when the validation loss has not improved for this many epochs and
+                                    restore the best weights (0: off; needs a validation set) */
+    uint64_t seed;               /* shuffling, dropout and augmentation draw from generators seeded here */
+    const char *checkpoint;      /* if set, save the whole training state here (whole or not at all) ... */
+    size_t checkpoint_every;     /* ... every this many batches, and at the end of every epoch */
+    const char *resume;          /* continue from this checkpoint, bit-identically */
+    int check_numerics;          /* check every layer's output and gradient for NaN/Inf each step */
+    FILE *numerics_log;          /* with check_numerics: per-layer norms and dead-ReLU fractions each epoch */
+    void (*on_batch)(const nr_progress *progress, void *user);
+    void (*on_epoch)(const nr_progress *progress, void *user);
+    void *user;
+    volatile int *stop;          /* set non-zero (e.g. from a signal handler) to stop at the next batch
+                                    boundary; with a checkpoint path the state is saved first */
+} nr_train_config;
+
+typedef struct nr_train_result {
+    size_t epochs_run;
+    size_t best_epoch;           /* the epoch whose weights were kept (early stopping) or the last */
+    double best_val_loss;
+    double train_loss, train_accuracy, val_loss, val_accuracy;  /* of the kept weights' epoch */
+    int stopped;                 /* stopped early by patience or by *stop */
+} nr_train_result;
+
+/* Trains `net` on `train` (validation on `val`, which may be NULL) as `config` says. The network must be
+ * built and initialised (or loaded); its input size must match the data. On NR_ENUMERIC the message names
+ * the first layer and pass where a NaN or Inf appeared. On NR_ESTOPPED (config->stop) the checkpoint, if
+ * any, holds the state to resume from. */
+nr_status nr_train(nr_net *net, const nr_dataset *train, const nr_dataset *val, const nr_train_config *config,
+                   nr_train_result *result);
+
+typedef struct nr_eval {
+    size_t count;                /* samples */
+    size_t classes;
+    double loss, accuracy;
+    size_t *confusion;           /* classes x classes, row = true class, column = predicted; malloc'd */
+} nr_eval;
+
+/* Evaluates a classifier on a labelled data set (loss = the network's head). Free with nr_eval_free. */
+nr_status nr_evaluate(nr_net *net, const nr_dataset *data, nr_eval *out);
+void nr_eval_free(nr_eval *eval);
+
+/* ================================================================================================
+ * Model files
+ *
+ * Portable and versioned (docs/format.md): magic, format version, little-endian fixed-width integers, the
+ * architecture as text tags and numbers, the input scaling, named float32 tensors and a CRC32. Loading checks
+ * every count against the file's length before allocating; a corrupt, truncated, foreign or newer file is
+ * refused with a message. Saving writes a temporary file and renames it.
+ * ============================================================================================== */
+
+nr_status nr_model_save(const nr_net *net, const char *path);
+nr_status nr_model_load(const char *path, nr_net **out);
 
 #ifdef __cplusplus
 }

@@ -3,8 +3,9 @@
 # ending in one clear line and a non-zero exit, with nothing half-written left behind.
 NAME=test_cli
 . "$(dirname "$0")/lib.sh"
-N=${1:-build/neurite}
-EX=${2:-build/examples/xor}
+B=${1:-build}
+N=$B/neurite
+EX=$B/examples/xor
 
 expect 0 'usage: neurite' "$N" --help
 expect 2 "no command given" "$N"

@@ -4,7 +4,7 @@
 NumPy runs the lecture's loop in float32 (the reference neurite must match) and in float64 (the lecture's
 own program, for scale). neurite must follow NumPy float32's loss to a relative error of 1e-4 over the first
 700 iterations, and after 5000 reach a loss below 1e-4 with |mean(prediction) - 1| < 1e-3.
-Usage: seed_numpy.py path/to/neurite
+Usage: test_seed_numpy.py BUILD_DIR
 """
 import os
 import re
@@ -63,7 +63,7 @@ def run_neurite(exe, tmp, w1_file, w2_file, iters, extra=()):
 
 
 def main():
-    exe = sys.argv[1]
+    exe = os.path.join(sys.argv[1], "neurite")
     with tempfile.TemporaryDirectory() as tmp:
         for seed in (0, 1):
             rng = np.random.RandomState(seed)
