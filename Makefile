@@ -53,6 +53,7 @@ EX_SRC   := $(wildcard examples/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+HELPER_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/helper_*.c))
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
 STATIC   := $(BUILD)/libneurite.a
@@ -97,7 +98,7 @@ $(BUILD)/examples/%: $(BUILD)/examples/%.o $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
 
 # The suite: unit tests in C, the CLI's error paths, and the comparisons against NumPy.
-test-run: $(TEST_BIN) $(CLI) $(EX_BIN)
+test-run: $(TEST_BIN) $(HELPER_BIN) $(CLI) $(EX_BIN)
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
 
 test:
@@ -111,8 +112,17 @@ check: test
 run: $(CLI)
 	$(CLI) seed
 
-bench: all
-	@sh bench/run.sh
+bench: all $(BUILD)/bench/neurite_bench $(BUILD)/bench/fma_probe
+	@BUILD=$(BUILD) sh bench/run.sh
+
+# The benchmark's own programs (bench/run.sh runs them): neurite's side of the Fashion-MNIST workloads, and the
+# machine's FMA peak (its AVX-512/AVX2 loops carry their own target attributes, chosen at run time).
+$(BUILD)/bench/neurite_bench: $(BUILD)/bench/neurite_bench.o $(STATIC)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+
+$(BUILD)/bench/fma_probe: bench/fma_probe.c Makefile
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -pthread
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
@@ -131,3 +141,10 @@ uninstall:
 
 clean:
 	rm -rf build
+
+# GFLOP/s of every matrix-product backend on the shapes that matter (see docs/gemm.md).
+.PHONY: bench-gemm
+bench-gemm: $(STATIC)
+	@mkdir -p $(BUILD)/bench
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) bench/gemm_bench.c -o $(BUILD)/bench/gemm_bench $(STATIC) $(LDLIBS)
+	$(BUILD)/bench/gemm_bench $(BENCH_ARGS)

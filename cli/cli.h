@@ -40,8 +40,28 @@ int cli_write_file(const char *cmd, const char *path, bool (*write)(FILE *f, voi
 /* Seconds on a monotonic clock. */
 double cli_now(void);
 
+/* A data set named on the command line: "mnist", "fashion" or a file. */
+typedef struct data_source {
+    const char *name;
+    char train[4096];   /* the training file (or the only file) */
+    char test[4096];    /* the named sets' test file; "" for a plain path */
+    bool named;
+} data_source;
+
+/* Resolves --data; for the named sets checks the files exist and says how to fetch them if not. Returns 0 or
+ * an exit code after printing one line. */
+int cli_resolve_data(const char *cmd, const char *value, data_source *src);
+
+/* Loads a data file (label column for CSV/.npy as given, NULL: the last; unlabeled: samples only); 0 or an
+ * exit code after one line. */
+int cli_load(const char *cmd, const char *path, const char *label, bool unlabeled, nr_dataset **out);
+
 /* Subcommands. */
 int cmd_seed(int argc, char **argv);
 int cmd_xor(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 
 #endif

@@ -12,6 +12,10 @@ typedef struct command {
 static const command commands[] = {
     {"seed", cmd_seed, "the lecture's two-layer network, reproduced (--trace shows one step in detail)"},
     {"xor", cmd_xor, "why activations must be non-linear: linear layers collapse into one matrix"},
+    {"train", cmd_train, "train a classifier on a data file, or on the digits or Fashion-MNIST"},
+    {"eval", cmd_eval, "accuracy, per-class precision and recall, and the confusion matrix of a model"},
+    {"predict", cmd_predict, "the class and probabilities a model gives each row or image"},
+    {"info", cmd_info, "the summary of a saved model or checkpoint"},
 };
 
 static void usage(FILE *f)

@@ -35,6 +35,7 @@
 #ifndef NEURITE_H
 #define NEURITE_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -372,12 +373,14 @@ typedef struct nr_dataset nr_dataset;
 typedef struct nr_data_options {
     const char *label;  /* CSV and .npy: the label column, by header name or 0-based index; NULL: the last */
     int header;         /* CSV: 0 guess (a first row that is not all numbers is a header), 1 yes, 2 no */
+    int unlabeled;      /* 1: samples only, for predictions: CSV and .npy have no label column, IDX images need
+                           no labels file; every label is 0 */
 } nr_data_options;
 
 /* Reads a labelled data set; the form is told by the name:
  *   IDX, MNIST's format, plain or gzip-compressed (".gz"): `path` is the images file (e.g.
  *     train-images-idx3-ubyte.gz); the labels file beside it has "labels-idx1" where the name has
- *     "images-idx3". Images are unsigned bytes, 1 or 3 dimensions per sample (h, w or h, w, c).
+ *     "images-idx3". Images are unsigned bytes, 2 or 3 dimensions per sample (h, w or h, w, c).
  *   CSV (".csv"): numbers separated by commas, one sample per line, an optional header.
  *   NumPy (".npy"): a 2-D float32/float64 array, one sample per row.
  * For CSV and .npy the label column (options->label) must hold whole numbers from 0 to 65535; the others are
@@ -385,7 +388,7 @@ typedef struct nr_data_options {
  * labels out of range; a refusal names the file and the line, row or byte offset. */
 nr_status nr_data_load(const char *path, const nr_data_options *options, nr_dataset **out);
 
-/* The same for an IDX pair named explicitly. */
+/* The same for an IDX pair named explicitly; labels_path NULL loads the images alone (labels 0). */
 nr_status nr_data_load_idx(const char *images_path, const char *labels_path, nr_dataset **out);
 
 /* A data set copied from arrays: n samples of `features` floats each, and n labels (>= 0). */
@@ -398,7 +401,8 @@ size_t nr_data_count(const nr_dataset *data);
 size_t nr_data_features(const nr_dataset *data);
 /* Height, width and channels of a sample (1, 1, features for tables). */
 void nr_data_shape(const nr_dataset *data, size_t shape[3]);
-/* 1 + the largest label. */
+/* 1 + the largest label (a split or truncated set keeps the count of the set it came from, so a validation
+ * set that lacks a rare class still asks for the same number of outputs). */
 size_t nr_data_classes(const nr_dataset *data);
 /* Whether samples are images stored as bytes (IDX), which augmentation and unit scaling treat as pixels. */
 int nr_data_is_image(const nr_dataset *data);
@@ -475,8 +479,9 @@ typedef struct nr_train_config {
     void (*on_batch)(const nr_progress *progress, void *user);
     void (*on_epoch)(const nr_progress *progress, void *user);
     void *user;
-    volatile int *stop;          /* set non-zero (e.g. from a signal handler) to stop at the next batch
-                                    boundary; with a checkpoint path the state is saved first */
+    volatile sig_atomic_t *stop; /* set non-zero (e.g. from a signal handler) to stop at the next batch
+                                    boundary, saving the state first to ... */
+    const char *stop_checkpoint; /* ... this file (NULL: `checkpoint`; neither: nothing is saved) */
 } nr_train_config;
 
 typedef struct nr_train_result {
@@ -484,13 +489,13 @@ typedef struct nr_train_result {
     size_t best_epoch;           /* the epoch whose weights were kept (early stopping) or the last */
     double best_val_loss;
     double train_loss, train_accuracy, val_loss, val_accuracy;  /* of the kept weights' epoch */
-    int stopped;                 /* stopped early by patience or by *stop */
+    int stopped;                 /* stopped early by patience */
 } nr_train_result;
 
 /* Trains `net` on `train` (validation on `val`, which may be NULL) as `config` says. The network must be
  * built and initialised (or loaded); its input size must match the data. On NR_ENUMERIC the message names
- * the first layer and pass where a NaN or Inf appeared. On NR_ESTOPPED (config->stop) the checkpoint, if
- * any, holds the state to resume from. */
+ * the first layer and pass where a NaN or Inf appeared. On NR_ESTOPPED (config->stop) the stop checkpoint,
+ * if any, holds the state to resume from. */
 nr_status nr_train(nr_net *net, const nr_dataset *train, const nr_dataset *val, const nr_train_config *config,
                    nr_train_result *result);
 

@@ -25,4 +25,24 @@ void nr__data_gather(const nr_dataset *d, const uint32_t *idx, size_t n, const n
  * be `raw`. */
 void nr__scale_rows(const nr__scaling *scaling, const float *raw, float *out, size_t n, size_t features);
 
+/* ---- shared by the readers (data.c, data_idx.c, data_csv.c) ---- */
+
+/* The most samples a data set may hold, so that sample indices fit the trainer's uint32_t. */
+#define NR__MAX_SAMPLES ((size_t)1 << 31)
+
+/* A new set of n samples of the given shape, its values and labels not yet filled in, stored as bytes
+ * (`bytes`) or floats. Refuses absurd sizes (NR_EINVAL) before allocating. */
+nr_status nr__data_new(size_t n, const size_t shape[3], bool bytes, nr_dataset **out);
+
+/* Sets `classes` from the labels (1 + the largest). */
+void nr__data_count_classes(nr_dataset *d);
+
+/* Why `value` cannot be a class label ("is not a whole number", ...), or NULL if it can (0 to 65535). */
+const char *nr__label_problem(double value);
+
+/* Readers for the forms nr_data_load tells apart by name. */
+nr_status nr__data_load_csv(const char *path, const nr_data_options *options, nr_dataset **out);
+/* An IDX images file whose labels file is found by name ("images-idx3" -> "labels-idx1"). */
+nr_status nr__data_load_idx_images(const char *images_path, bool unlabeled, nr_dataset **out);
+
 #endif

@@ -58,6 +58,11 @@ void nr__parallel_for(size_t n, size_t grain, nr__range_fn fn, void *ctx);
 void nr__gemm(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
               const float *b, size_t ldb, float beta, float *c, size_t ldc);
 
+/* ---- checksums (crc32.c) ---- */
+
+/* Continues a CRC-32 (start with 0) over len bytes; crc32("123456789") = 0xcbf43926. */
+uint32_t nr__crc32(uint32_t crc, const void *data, size_t len);
+
 /* ---- random numbers (rng.c) ---- */
 
 /* Natural logarithm of x > 0 computed the same way everywhere (no libm), for the normal distribution. */
@@ -125,6 +130,8 @@ struct nr_layer {
 extern const nr_layer_ops nr__dense_ops;
 extern const nr_layer_ops nr__identity_ops, nr__relu_ops, nr__leaky_relu_ops, nr__sigmoid_ops, nr__tanh_ops,
     nr__softmax_ops;
+extern const nr_layer_ops nr__conv2d_ops, nr__maxpool_ops, nr__avgpool_ops, nr__flatten_ops, nr__batchnorm_ops,
+    nr__dropout_ops;
 
 /* The layer kind of an activation; NULL for a value outside nr_act. */
 const nr_layer_ops *nr__act_ops_for(nr_act act);
@@ -135,6 +142,10 @@ const nr_layer_ops *nr__layer_ops_by_tag(const char *tag);
 /* Shared by initialisers: fills `count` floats for a weight of the given fans. */
 void nr__init_weights(float *w, size_t count, size_t fan_in, size_t fan_out, nr_init init, nr_act next,
                       nr_rng *rng);
+
+/* Runs a layer's setup for an input shape and fills in_size, out_size and param_count, allocating nothing:
+ * what a model loader checks against the file's length before it builds anything. */
+nr_status nr__layer_prepare(const size_t in_shape[3], nr_layer *l);
 
 /* Appends a configured layer (ints/floats set, ops chosen) to the network: runs setup, places tensors. */
 nr_status nr__net_append(nr_net *net, const nr_layer *layer);

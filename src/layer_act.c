@@ -90,12 +90,16 @@ static void backward_range(void *ctx, size_t b, size_t e)
         break;
     case NR_ACT_RELU:
         /* The gradient passes where the unit was active; the lecture's grad_h[h < 0] = 0. */
-        for (size_t i = b; i < e; i++)
-            dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+        for (size_t i = b; i < e; i++) {
+            const float g = dy[i];  /* loaded unconditionally, so the loop vectorises */
+            dx[i] += x[i] > 0.0f ? g : 0.0f;
+        }
         break;
     case NR_ACT_LEAKY_RELU:
-        for (size_t i = b; i < e; i++)
-            dx[i] += x[i] > 0.0f ? dy[i] : j->slope * dy[i];
+        for (size_t i = b; i < e; i++) {
+            const float g = dy[i];
+            dx[i] += x[i] > 0.0f ? g : j->slope * g;
+        }
         break;
     case NR_ACT_SIGMOID:
         for (size_t i = b; i < e; i++)

@@ -10,6 +10,12 @@ static const nr_layer_ops *const kinds[] = {
     &nr__sigmoid_ops,
     &nr__tanh_ops,
     &nr__softmax_ops,
+    &nr__conv2d_ops,
+    &nr__maxpool_ops,
+    &nr__avgpool_ops,
+    &nr__flatten_ops,
+    &nr__batchnorm_ops,
+    &nr__dropout_ops,
 };
 
 const nr_layer_ops *nr__layer_ops_by_tag(const char *tag)

@@ -56,12 +56,40 @@ void nr_net_free(nr_net *net)
     free(net->tensors);
     free(net->scaling.shift);
     free(net->scaling.scale);
+    nr__free(net->predict_buf);
     free(net);
 }
 
 static const size_t *current_shape(const nr_net *net)
 {
     return net->n_layers ? net->layers[net->n_layers - 1].out_shape : net->in_shape;
+}
+
+nr_status nr__layer_prepare(const size_t in_shape[3], nr_layer *l)
+{
+    memcpy(l->in_shape, in_shape, sizeof l->in_shape);
+    l->in_size = in_shape[0] * in_shape[1] * in_shape[2];
+    l->n_tensors = 0;
+    l->scratch = NULL;
+    nr_status st = l->ops->setup(l);
+    if (st)
+        return st;
+    size_t out_size;
+    if (!nr__mul(l->out_shape[0], l->out_shape[1], &out_size) || !nr__mul(out_size, l->out_shape[2], &out_size) ||
+        out_size == 0 || out_size > NR_MAX_FLOATS)
+        return nr__fail(NR_ESHAPE, "%s layer: output shape %zux%zux%zu is not a valid size", l->ops->tag,
+                        l->out_shape[0], l->out_shape[1], l->out_shape[2]);
+    l->out_size = out_size;
+    l->param_count = 0;
+    for (int t = 0; t < l->n_tensors; t++) {
+        size_t size = 1;
+        for (int d = 0; d < l->tensors[t].ndim; d++)
+            if (!nr__mul(size, l->tensors[t].shape[d], &size))
+                return nr__fail(NR_EINVAL, "%s layer: tensor too large", l->ops->tag);
+        if (!nr__add(l->param_count, size, &l->param_count) || l->param_count > NR_MAX_FLOATS)
+            return nr__fail(NR_EINVAL, "%s layer: too many parameters", l->ops->tag);
+    }
+    return NR_OK;
 }
 
 nr_status nr__net_append(nr_net *net, const nr_layer *proto)
@@ -71,31 +99,18 @@ nr_status nr__net_append(nr_net *net, const nr_layer *proto)
     if (net->n_layers >= NR__MAX_LAYERS)
         return nr__fail(NR_EINVAL, "a network has at most %d layers", NR__MAX_LAYERS);
     nr_layer l = *proto;
-    memcpy(l.in_shape, current_shape(net), sizeof l.in_shape);
-    l.in_size = l.in_shape[0] * l.in_shape[1] * l.in_shape[2];
-    l.n_tensors = 0;
-    l.scratch = NULL;
-    nr_status st = l.ops->setup(&l);
+    nr_status st = nr__layer_prepare(current_shape(net), &l);
     if (st)
         return st;
-    size_t out_size;
-    if (!nr__mul(l.out_shape[0], l.out_shape[1], &out_size) || !nr__mul(out_size, l.out_shape[2], &out_size) ||
-        out_size == 0 || out_size > NR_MAX_FLOATS)
-        return nr__fail(NR_ESHAPE, "%s layer: output shape %zux%zux%zu is not a valid size", l.ops->tag,
-                        l.out_shape[0], l.out_shape[1], l.out_shape[2]);
-    l.out_size = out_size;
     /* Place the layer's tensors after the existing ones. */
     size_t total = net->n_params;
-    l.param_count = 0;
     for (int t = 0; t < l.n_tensors; t++) {
+        l.tensor_offset[t] = total;
         size_t size = 1;
         for (int d = 0; d < l.tensors[t].ndim; d++)
-            if (!nr__mul(size, l.tensors[t].shape[d], &size))
-                return nr__fail(NR_EINVAL, "%s layer: tensor too large", l.ops->tag);
-        l.tensor_offset[t] = total;
+            size *= l.tensors[t].shape[d];
         if (!nr__add(total, size, &total) || total > NR_MAX_FLOATS)
             return nr__fail(NR_EINVAL, "%s layer: the network would have too many parameters", l.ops->tag);
-        l.param_count += size;
     }
     /* Allocate everything first, so a failure leaves the network as it was. */
     nr_layer *layers = realloc(net->layers, (net->n_layers + 1) * sizeof *layers);

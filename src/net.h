@@ -50,7 +50,9 @@ struct nr_net {
     bool want_input_grad;
     nr_rng rng;        /* dropout draws from it */
     nr__scaling scaling;
-    int head;          /* the loss the network was trained with, for predictions (-1: none) */
+    nr_loss head;      /* the loss the network was trained with: what nr_net_predict returns */
+    float *predict_buf;  /* scaled inputs for nr_net_predict, grown on demand */
+    size_t predict_cap;
 };
 
 enum { nr__act_count = NR_ACT_SOFTMAX + 1 };

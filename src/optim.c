@@ -4,6 +4,7 @@
 #include "net.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 enum { GRAIN = 16384, NORM_BLOCK = 4096 };
@@ -113,6 +114,7 @@ const nr_opt_config *nr_opt_get_config(const nr_optimizer *o) { return o ? &o->c
 
 typedef struct step_job {
     const nr_optimizer *o;
+    atomic_int nonfinite;  /* set when a gradient value is NaN or infinite */
     float *w;
     const float *g;
     float *s0, *s1;
@@ -122,12 +124,18 @@ typedef struct step_job {
 
 static void step_range(void *ctx, size_t b, size_t e)
 {
-    const step_job *j = ctx;
+    step_job *j = ctx;
     const nr_opt_config *c = &j->o->cfg;
     float *restrict w = j->w;
     const float *restrict g = j->g;
     float *restrict s0 = j->s0, *restrict s1 = j->s1;
     const float lr = j->lr, wd = j->decay, gs = j->gscale, mu = c->momentum;
+    /* g * 0 is 0 for every finite g and NaN otherwise: a check that costs one vector op per element. */
+    float probe = 0.0f;
+    for (size_t i = b; i < e; i++)
+        probe += g[i] * 0.0f;
+    if (probe != 0.0f)
+        atomic_store(&j->nonfinite, 1);
     switch (c->kind) {
     case NR_OPT_SGD:
         for (size_t i = b; i < e; i++)
@@ -229,6 +237,8 @@ nr_status nr_opt_step(nr_optimizer *o, nr_net *net, float lr, double *grad_norm)
         j.decay = sp->decay ? o->cfg.weight_decay : 0.0f;
         nr__parallel_for(sp->size, GRAIN, step_range, &j);
     }
+    if (atomic_load(&j.nonfinite))
+        return nr__fail(NR_ENUMERIC, "the gradient holds a NaN or an infinity");
     return NR_OK;
 }
 

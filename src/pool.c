@@ -6,7 +6,12 @@
  *
  * The caller's thread takes part in every job as worker 0. A job is split into one contiguous chunk per
  * thread; fn must compute each item identically whatever chunk it lands in, which keeps results
- * independent of the thread count. */
+ * independent of the thread count.
+ *
+ * Each chunk is claimed before it runs, by its worker or, once the caller has finished its own chunk, by the
+ * caller. A worker that the operating system has not scheduled (other programs on the cores) then costs
+ * the caller one chunk's work instead of a wait for the scheduler, which on a busy machine made two
+ * threads several times slower than one. */
 #include "internal.h"
 
 #include <pthread.h>
@@ -32,15 +37,18 @@ static struct {
     pthread_t threads[MAX_THREADS];
     atomic_uint generation;       /* bumped for each job and to stop */
     atomic_int sleepers;
-    atomic_int pending;           /* workers still running the current job */
+    atomic_int running;           /* workers between waking for a job and finishing or giving up a chunk */
     atomic_int main_sleeping;
-    bool stop;
+    atomic_bool stop;             /* atomic: a worker late for a job may read it while the pool stops */
     /* the current job */
     nr__range_fn fn;
     void *ctx;
     size_t n, grain;
     int parts;
     unsigned start_generation;
+    /* claim[t] is 2g while chunk t of job g (g = its generation) waits, 2g + 1 once someone has taken it;
+     * the tag makes a late worker's claim on an older job fail. */
+    atomic_uint claim[MAX_THREADS];
 } pool = {
     .submit = PTHREAD_MUTEX_INITIALIZER,
     .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -80,6 +88,13 @@ static void run_part(int t)
         pool.fn(pool.ctx, b, e);
 }
 
+/* Takes chunk t of job `generation` if nobody has; false if it is taken or belongs to another job. */
+static bool claim_part(int t, unsigned generation)
+{
+    unsigned waiting = 2 * generation;
+    return atomic_compare_exchange_strong(&pool.claim[t], &waiting, 2 * generation + 1);
+}
+
 static void *worker(void *arg)
 {
     int id = (int)(intptr_t)arg;
@@ -107,11 +122,14 @@ static void *worker(void *arg)
             pthread_mutex_unlock(&pool.lock);
         }
         seen = atomic_load(&pool.generation);
-        if (pool.stop)
+        if (atomic_load(&pool.stop))
             return NULL;
-        if (id < pool.parts)
+        /* Announce first, claim second: the caller waits for `running` to drop to zero before the job's
+         * fields may change, so they are read only under a claim that the caller cannot have missed. */
+        atomic_fetch_add(&pool.running, 1);
+        if (claim_part(id, seen))
             run_part(id);
-        if (atomic_fetch_sub(&pool.pending, 1) == 1 && atomic_load(&pool.main_sleeping)) {
+        if (atomic_fetch_sub(&pool.running, 1) == 1 && atomic_load(&pool.main_sleeping)) {
             pthread_mutex_lock(&pool.lock);
             pthread_cond_signal(&pool.done_cv);
             pthread_mutex_unlock(&pool.lock);
@@ -125,14 +143,14 @@ static void stop_workers(void)
         pool.nthreads = 0;
         return;
     }
-    pool.stop = true;
+    atomic_store(&pool.stop, true);
     atomic_fetch_add(&pool.generation, 1);
     pthread_mutex_lock(&pool.lock);
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
     for (int i = 1; i < pool.nthreads; i++)
         pthread_join(pool.threads[i], NULL);
-    pool.stop = false;
+    atomic_store(&pool.stop, false);
     pool.nthreads = 0;
 }
 
@@ -208,20 +226,26 @@ void nr__parallel_for(size_t n, size_t grain, nr__range_fn fn, void *ctx)
     pool.n = n;
     pool.grain = grain;
     pool.parts = parts;
-    atomic_store(&pool.pending, pool.nthreads - 1);
-    atomic_fetch_add(&pool.generation, 1);
+    /* Only a holder of pool.submit changes the generation, so the next one is known before it is posted. */
+    unsigned generation = atomic_load(&pool.generation) + 1;
+    for (int t = 1; t < parts; t++)
+        atomic_store(&pool.claim[t], 2 * generation);
+    atomic_store(&pool.generation, generation);
     if (atomic_load(&pool.sleepers) > 0) {
         pthread_mutex_lock(&pool.lock);
         pthread_cond_broadcast(&pool.wake);
         pthread_mutex_unlock(&pool.lock);
     }
     run_part(0);
-    for (unsigned spins = 0; atomic_load(&pool.pending) > 0; spins++) {
+    for (int t = 1; t < parts; t++)
+        if (claim_part(t, generation))
+            run_part(t);
+    for (unsigned spins = 0; atomic_load(&pool.running) > 0; spins++) {
         cpu_relax();
         if (spins > 100000) {
             pthread_mutex_lock(&pool.lock);
             atomic_store(&pool.main_sleeping, 1);
-            while (atomic_load(&pool.pending) > 0)
+            while (atomic_load(&pool.running) > 0)
                 pthread_cond_wait(&pool.done_cv, &pool.lock);
             atomic_store(&pool.main_sleeping, 0);
             pthread_mutex_unlock(&pool.lock);

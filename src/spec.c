@@ -49,6 +49,39 @@ static const activation_name act_names[] = {
     {"identity", NR_ACT_IDENTITY}, {"linear", NR_ACT_IDENTITY}, {"softmax", NR_ACT_SOFTMAX},
 };
 
+/* An optional "<letter><number>" at *p (advancing past it); false if the letter has no number after it. */
+static bool read_option(const char **p, char letter, int64_t *out)
+{
+    if (**p != letter)
+        return true;
+    (*p)++;
+    return read_size(p, out);
+}
+
+/* "convNkK[sS][pP]": N filters, a K x K kernel, stride S (1), padding P (K / 2). */
+static nr_status parse_conv(const char *tok, nr_layer *l)
+{
+    const char *p = tok + 4;
+    int64_t filters, kernel = -1, stride = 1, pad = -1;
+    if (!read_size(&p, &filters) || *p != 'k' || !read_option(&p, 'k', &kernel) || !read_option(&p, 's', &stride) ||
+        !read_option(&p, 'p', &pad) || *p)
+        return nr__fail(NR_EINVAL, "bad convolution '%s' (write convNkK[sS][pP], e.g. conv32k3 or conv64k5s2p1)",
+                        tok);
+    if (filters == 0)
+        return nr__fail(NR_EINVAL, "a convolution of 0 filters ('%s')", tok);
+    if (kernel == 0)
+        return nr__fail(NR_EINVAL, "a convolution with a kernel of size 0 ('%s')", tok);
+    if (stride == 0)
+        return nr__fail(NR_EINVAL, "a convolution with stride 0 ('%s')", tok);
+    l->ops = &nr__conv2d_ops;
+    l->ints[0] = filters;
+    l->ints[1] = kernel;
+    l->ints[2] = stride;
+    l->ints[3] = pad < 0 ? kernel / 2 : pad;
+    l->ints[4] = 1;
+    return NR_OK;
+}
+
 /* Turns one token into a layer prototype. *is_dense says whether it is a dense layer (for default_act). */
 static nr_status parse_token(const char *tok, nr_layer *l, bool *is_dense)
 {
@@ -72,6 +105,43 @@ static nr_status parse_token(const char *tok, nr_layer *l, bool *is_dense)
         l->floats[0] = slope;
         return NR_OK;
     }
+    if (strncmp(tok, "conv", 4) == 0)
+        return parse_conv(tok, l);
+    if (strncmp(tok, "pool", 4) == 0 || strncmp(tok, "maxpool", 7) == 0 || strncmp(tok, "avgpool", 7) == 0) {
+        bool avg = tok[0] == 'a';
+        p = tok + (tok[0] == 'p' ? 4 : 7);
+        if (!read_size(&p, &v) || *p)
+            return nr__fail(NR_EINVAL, "bad pooling '%s' (write e.g. pool2, maxpool3 or avgpool2)", tok);
+        if (v == 0)
+            return nr__fail(NR_EINVAL, "a pooling window of size 0 ('%s')", tok);
+        l->ops = avg ? &nr__avgpool_ops : &nr__maxpool_ops;
+        l->ints[0] = v;
+        l->ints[1] = v;
+        return NR_OK;
+    }
+    if (strcmp(tok, "flatten") == 0) {
+        l->ops = &nr__flatten_ops;
+        return NR_OK;
+    }
+    if (strcmp(tok, "bn") == 0 || strcmp(tok, "batchnorm") == 0) {
+        l->ops = &nr__batchnorm_ops;
+        l->floats[0] = 0.1f;
+        l->floats[1] = 1e-5f;
+        return NR_OK;
+    }
+    if (strncmp(tok, "drop", 4) == 0) {
+        p = tok + (strncmp(tok, "dropout", 7) == 0 ? 7 : 4);
+        float rate;
+        if (!isdigit((unsigned char)*p) && *p != '.')
+            return nr__fail(NR_EINVAL, "dropout '%s' needs a rate (write e.g. drop0.5)", tok);
+        if (!read_float(&p, &rate) || *p)
+            return nr__fail(NR_EINVAL, "bad dropout rate in '%s' (write e.g. drop0.5)", tok);
+        if (!(rate >= 0.0f && rate < 1.0f))
+            return nr__fail(NR_EINVAL, "dropout rate in '%s' is not in [0, 1)", tok);
+        l->ops = &nr__dropout_ops;
+        l->floats[0] = rate;
+        return NR_OK;
+    }
     if (strncmp(tok, "fc", 2) == 0 || strncmp(tok, "dense", 5) == 0)
         p = tok + (tok[0] == 'f' ? 2 : 5);
     if (read_size(&p, &v) && *p == 0) {
@@ -84,7 +154,7 @@ static nr_status parse_token(const char *tok, nr_layer *l, bool *is_dense)
         return NR_OK;
     }
     return nr__fail(NR_EINVAL, "unknown layer '%s' (known: N or fcN, relu, leaky[S], sigmoid, tanh, identity, "
-                               "softmax)", tok);
+                               "softmax, convNkK[sS][pP], poolK, maxpoolK, avgpoolK, flatten, bn, dropP)", tok);
 }
 
 nr_status nr_net_add_spec(nr_net *net, const char *spec, nr_act default_act)
@@ -154,8 +224,11 @@ nr_status nr_net_add_spec(nr_net *net, const char *spec, nr_act default_act)
             if ((st = nr__net_append(scratch, &a)))
                 break;
         }
-        if ((st = nr__net_append(scratch, &l)))
+        if ((st = nr__net_append(scratch, &l))) {
+            /* The layer's own message does not know the token; name it. */
+            nr__prefix(st, "'%s'", tok);
             break;
+        }
         prev_dense = is_dense;
     }
     if (st) {

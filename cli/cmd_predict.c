@@ -1,0 +1,153 @@
+/* cmd_predict.c - `neurite predict MODEL INPUT...`: the class and the probabilities for every row or image.
+ * Inputs are data files (IDX images, CSV, .npy; a label column, if any, is named with --label and ignored)
+ * or single images as binary or text PGM. */
+#include "cli.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Reads one PGM image (P5 binary or P2 text, maxval <= 255) as raw pixel values 0..255. */
+static int read_pgm(const char *path, size_t want, float **out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return cli_error("predict", EXIT_WORK, "%s: cannot open", path);
+    char magic[3] = {0};
+    unsigned long dims[3];
+    int ok = fread(magic, 1, 2, f) == 2 && magic[0] == 'P' && (magic[1] == '5' || magic[1] == '2');
+    for (int i = 0; ok && i < 3; i++) {
+        int c;
+        while ((c = fgetc(f)) != EOF && (isspace(c) || c == '#'))
+            if (c == '#')
+                while ((c = fgetc(f)) != EOF && c != '\n')
+                    ;
+        ok = c != EOF && isdigit(c) && ungetc(c, f) != EOF && fscanf(f, "%lu", &dims[i]) == 1;
+    }
+    if (!ok || dims[2] == 0 || dims[2] > 255 || dims[0] == 0 || dims[1] == 0) {
+        fclose(f);
+        return cli_error("predict", EXIT_WORK, "%s: not an 8-bit PGM image", path);
+    }
+    if (dims[0] * dims[1] != want) {
+        fclose(f);
+        return cli_error("predict", EXIT_WORK, "%s: a %lux%lu image, the model takes %zu values", path, dims[0],
+                         dims[1], want);
+    }
+    fgetc(f);  /* the single white-space character after the header */
+    float *x = malloc(want * sizeof *x);
+    for (size_t i = 0; x && i < want && ok; i++) {
+        unsigned v;
+        if (magic[1] == '5') {
+            int c = fgetc(f);
+            ok = c != EOF;
+            v = (unsigned)c;
+        } else {
+            ok = fscanf(f, "%u", &v) == 1 && v <= dims[2];
+        }
+        if (ok)
+            x[i] = (float)v * 255.0f / (float)dims[2];
+    }
+    fclose(f);
+    if (!x || !ok) {
+        free(x);
+        return cli_error("predict", EXIT_WORK, "%s: %s", path, x ? "truncated image" : "out of memory");
+    }
+    *out = x;
+    return 0;
+}
+
+static void print_row(const char *name, size_t row, const float *p, size_t k, nr_loss head, bool csv)
+{
+    size_t best = 0;
+    for (size_t j = 1; j < k; j++)
+        if (p[j] > p[best])
+            best = j;
+    if (csv) {
+        printf("%s,%zu,%zu", name, row, best);
+        for (size_t j = 0; j < k; j++)
+            printf(",%.9g", p[j]);
+        printf("\n");
+        return;
+    }
+    if (head != NR_LOSS_XENT) {
+        printf("%s:%zu  outputs", name, row);
+        for (size_t j = 0; j < k; j++)
+            printf(" %.4g", p[j]);
+        printf("\n");
+        return;
+    }
+    printf("%s:%zu  class %zu  p=%.4f  [", name, row, best, p[best]);
+    for (size_t j = 0; j < k && j < 10; j++)
+        printf("%s%.3f", j ? " " : "", p[j]);
+    printf("%s]\n", k > 10 ? " ..." : "");
+}
+
+int cmd_predict(int argc, char **argv)
+{
+    const char *label = NULL;
+    int threads = 0;
+    bool csv = false;
+    const cli_opt table[] = {
+        {"label", OPT_STRING, &label, 0, 0, "NAME|INDEX", "CSV/.npy: a label column to skip (none: all features)"},
+        {"csv", OPT_FLAG, &csv, 0, 0, "", "print CSV: file,row,class,then every probability in full"},
+        {"threads", OPT_INT, &threads, 0, 256, "N", "threads (0: one per core)"},
+        {0},
+    };
+    const char *pos[64];
+    int npos, rc = cli_parse("predict", "MODEL INPUT...",
+                             "Prints, for every row of a data file or every image, the most likely class and the\n"
+                             "probabilities of all classes. Inputs: IDX images, .csv, .npy, or .pgm images.",
+                             table, argc, argv, pos, 64, &npos);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (npos < 2)
+        return cli_error("predict", EXIT_USAGE, "needs a model and at least one input (neurite predict MODEL INPUT...)");
+    nr_set_threads(threads);
+    nr_net *net;
+    nr_status st = nr_model_load(pos[0], &net);
+    if (st)
+        return cli_fail("predict", st);
+    size_t in = nr_net_input_size(net), k = nr_net_output_size(net);
+    int ret = 0;
+    if (csv) {
+        printf("file,row,class");
+        for (size_t j = 0; j < k; j++)
+            printf(",p%zu", j);
+        printf("\n");
+    }
+    for (int i = 1; i < npos && !ret; i++) {
+        const char *path = pos[i];
+        size_t len = strlen(path), n = 1;
+        float *x = NULL, *p = NULL;
+        nr_dataset *set = NULL;
+        if (len > 4 && strcmp(path + len - 4, ".pgm") == 0) {
+            if ((ret = read_pgm(path, in, &x)))
+                break;
+        } else {
+            if ((ret = cli_load("predict", path, label, label == NULL, &set)))
+                break;
+            n = nr_data_count(set);
+            if (nr_data_features(set) != in) {
+                ret = cli_error("predict", EXIT_WORK, "%s: %zu values per sample, the model takes %zu", path,
+                                nr_data_features(set), in);
+                nr_data_free(set);
+                break;
+            }
+            x = malloc(n * in * sizeof *x);
+            for (size_t r = 0; x && r < n; r++)
+                nr_data_sample(set, r, x + r * in);
+            nr_data_free(set);
+        }
+        p = malloc(n * k * sizeof *p);
+        if (!x || !p)
+            ret = cli_error("predict", EXIT_WORK, "out of memory");
+        else if ((st = nr_net_predict(net, x, n, p)))
+            ret = cli_fail("predict", st);
+        for (size_t r = 0; !ret && r < n; r++)
+            print_row(path, r, p + r * k, k, nr_net_head(net), csv);
+        free(x);
+        free(p);
+    }
+    nr_net_free(net);
+    return ret;
+}

@@ -1,0 +1,75 @@
+/* layer_flatten.c - an image (h, w, c) becomes a vector of h*w*c features, in HWC order.
+ *
+ * HWC is already the order a vector is read in, so the numbers do not change; the layer only relabels the
+ * shape. It still copies, because every layer owns its output buffer. No config. */
+#include "internal.h"
+
+/* The add runs on blocks of BLOCK (and once on the rest): GCC at -O2 vectorises only loops whose trip count it
+ * knows. */
+enum { GRAIN = 16384, BLOCK = 16 };
+
+static nr_status flatten_setup(nr_layer *l)
+{
+    l->out_shape[0] = 1;
+    l->out_shape[1] = 1;
+    l->out_shape[2] = l->in_size;
+    return NR_OK;
+}
+
+typedef struct flatten_job {
+    const float *src;
+    float *dst;
+} flatten_job;
+
+static void copy_range(void *ctx, size_t b, size_t e)
+{
+    const flatten_job *j = ctx;
+    memcpy(j->dst + b, j->src + b, (e - b) * sizeof(float));
+}
+
+static inline void add_block(float *restrict d, const float *restrict s, size_t cnt)
+{
+    for (size_t i = 0; i < cnt; i++)
+        d[i] += s[i];
+}
+
+static void add_range(void *ctx, size_t b, size_t e)
+{
+    const flatten_job *j = ctx;
+    size_t i = b;
+    for (; i + BLOCK <= e; i += BLOCK)
+        add_block(j->dst + i, j->src + i, BLOCK);
+    add_block(j->dst + i, j->src + i, e - i);
+}
+
+static void flatten_forward(nr_layer *l, const nr_pass *p, const float *x, float *y, size_t n)
+{
+    (void)p;
+    flatten_job j = {x, y};
+    nr__parallel_for(n * l->in_size, GRAIN, copy_range, &j);
+}
+
+static void flatten_backward(nr_layer *l, const nr_pass *p, const float *x, const float *y, const float *dy,
+                             float *dx, size_t n)
+{
+    (void)p;
+    (void)x;
+    (void)y;
+    if (!dx)
+        return;
+    flatten_job j = {dy, dx};
+    nr__parallel_for(n * l->in_size, GRAIN, add_range, &j);
+}
+
+const nr_layer_ops nr__flatten_ops = {
+    .tag = "flatten",
+    .setup = flatten_setup,
+    .forward = flatten_forward,
+    .backward = flatten_backward,
+};
+
+nr_status nr_net_flatten(nr_net *net)
+{
+    nr_layer l = {.ops = &nr__flatten_ops};
+    return nr__net_append(net, &l);
+}
