@@ -210,7 +210,9 @@ nr_status nr_net_dropout(nr_net *net, float rate);
  *   convNkK[sS][pP]  convolution, N filters, K x K kernel, stride S (1), padding P (K/2, "same" for odd K)
  *   poolK maxpoolK avgpoolK   pooling over K x K windows with stride K
  *   flatten  bn  dropP (drop0.5: dropout with rate 0.5)
- * `default_act` is put between two dense layers that have nothing between them (NR_ACT_IDENTITY: nothing).
+ * `default_act` (NR_ACT_IDENTITY: none) follows every dense or convolution layer except the last one,
+ * unless the list names an activation right after it (or after its batch normalisation): with relu,
+ * "512-drop0.2-10" is dense, relu, dropout, dense and "conv32k3-bn-pool2-fc10" is conv, bn, relu, pool, dense.
  * On failure the network is unchanged and the message names the token. */
 nr_status nr_net_add_spec(nr_net *net, const char *spec, nr_act default_act);
 

@@ -157,28 +157,28 @@ static nr_status parse_token(const char *tok, nr_layer *l, bool *is_dense)
                                "softmax, convNkK[sS][pP], poolK, maxpoolK, avgpoolK, flatten, bn, dropP)", tok);
 }
 
-nr_status nr_net_add_spec(nr_net *net, const char *spec, nr_act default_act)
+/* One parsed token of a layer list. */
+typedef struct token {
+    nr_layer layer;
+    char text[MAX_TOKEN];
+    int line;
+    bool weights;  /* dense or convolution: the layers an activation follows */
+} token;
+
+static bool is_act(const nr_layer *l)
 {
-    if (!net || !spec)
-        return nr__fail(NR_EINVAL, "nr_net_add_spec: NULL argument");
-    if (!nr__act_ops_for(default_act))
-        return nr__fail(NR_EINVAL, "unknown default activation %d", (int)default_act);
-    nr_net *scratch = nr_net_new_image(net->in_shape[0], net->in_shape[1], net->in_shape[2]);
-    if (!scratch)
-        return NR_ENOMEM;
-    /* The scratch network starts where the real one ends, so shapes check against the right input. */
-    for (size_t i = 0; i < net->n_layers; i++)
-        if (nr__net_append(scratch, &net->layers[i])) {
-            nr_net_free(scratch);
-            return NR_ENOMEM;
-        }
-    size_t first_new = scratch->n_layers;
-    bool prev_dense = net->n_layers && net->layers[net->n_layers - 1].ops == &nr__dense_ops;
-    bool first_token = true;
-    int count = 0, line = 1;
-    nr_status st = NR_OK;
-    const char *p = spec;
-    while (*p && !st) {
+    for (int a = 0; a <= NR_ACT_SOFTMAX; a++)
+        if (l->ops == nr__act_ops_for((nr_act)a))
+            return true;
+    return false;
+}
+
+/* Splits the list into tokens and parses each; *count receives how many. */
+static nr_status tokenize(const char *spec, token *toks, size_t cap, size_t *count)
+{
+    int line = 1;
+    *count = 0;
+    for (const char *p = spec; *p;) {
         if (*p == '#') {
             while (*p && *p != '\n')
                 p++;
@@ -190,55 +190,86 @@ nr_status nr_net_add_spec(nr_net *net, const char *spec, nr_act default_act)
             p++;
             continue;
         }
-        char tok[MAX_TOKEN];
+        if (*count == cap)
+            return nr__fail(NR_EINVAL, "more than %zu layers", cap);
+        token *t = &toks[*count];
         size_t n = 0;
         while (*p && *p != '-' && *p != ',' && *p != '#' && !isspace((unsigned char)*p)) {
-            if (n + 1 >= sizeof tok) {
-                st = nr__fail(NR_EINVAL, "token too long");
+            if (n + 1 >= sizeof t->text)
+                return nr__fail(NR_EINVAL, "line %d: token too long", line);
+            t->text[n++] = (char)tolower((unsigned char)*p++);
+            /* A '-' right after 'e' inside a number is an exponent (leaky1e-3), not a separator. */
+            if (*p == '-' && n >= 2 && t->text[n - 1] == 'e' && isdigit((unsigned char)t->text[n - 2]) &&
+                isdigit((unsigned char)p[1]))
+                t->text[n++] = *p++;
+        }
+        t->text[n] = 0;
+        t->line = line;
+        bool is_dense;
+        nr_status st = parse_token(t->text, &t->layer, &is_dense);
+        if (st)
+            return nr__prefix(st, "layer %zu (line %d)", *count + 1, line);
+        t->weights = is_dense || t->layer.ops == &nr__conv2d_ops;
+        (*count)++;
+    }
+    return NR_OK;
+}
+
+nr_status nr_net_add_spec(nr_net *net, const char *spec, nr_act default_act)
+{
+    if (!net || !spec)
+        return nr__fail(NR_EINVAL, "nr_net_add_spec: NULL argument");
+    if (!nr__act_ops_for(default_act))
+        return nr__fail(NR_EINVAL, "unknown default activation %d", (int)default_act);
+    token *toks = calloc(NR__MAX_LAYERS, sizeof *toks);
+    nr_net *scratch = nr_net_new_image(net->in_shape[0], net->in_shape[1], net->in_shape[2]);
+    size_t count = 0;
+    nr_status st = toks && scratch ? NR_OK : nr__fail(NR_ENOMEM, "out of memory");
+    /* The scratch network starts where the real one ends, so shapes check against the right input. */
+    for (size_t i = 0; !st && i < net->n_layers; i++)
+        st = nr__net_append(scratch, &net->layers[i]);
+    size_t first_new = scratch ? scratch->n_layers : 0;
+    if (!st)
+        st = tokenize(spec, toks, NR__MAX_LAYERS, &count);
+    /* A leading size equal to the input names the input ("784-256-10"). */
+    size_t from = 0;
+    if (!st && count && net->n_layers == 0 && toks[0].layer.ops == &nr__dense_ops && isdigit((unsigned char)toks[0].text[0]) &&
+        (size_t)toks[0].layer.ints[0] == net->in_size)
+        from = 1;
+    size_t last_weights = count;
+    for (size_t i = from; i < count; i++)
+        if (toks[i].weights)
+            last_weights = i;
+    for (size_t i = from; i < count && !st; i++) {
+        if ((st = nr__net_append(scratch, &toks[i].layer))) {
+            /* The layer's own message does not know the token; name it. */
+            nr__prefix(st, "layer %zu (line %d): '%s'", i + 1, toks[i].line, toks[i].text);
+            break;
+        }
+        /* The default activation follows every dense or convolution layer but the last, unless the list
+         * names one itself, right after the layer or after its batch normalisation. */
+        if (!toks[i].weights || i == last_weights || default_act == NR_ACT_IDENTITY || last_weights == count)
+            continue;
+        size_t j = i + 1;
+        while (j < count && toks[j].layer.ops == &nr__batchnorm_ops) {
+            if ((st = nr__net_append(scratch, &toks[j].layer))) {
+                nr__prefix(st, "layer %zu (line %d): '%s'", j + 1, toks[j].line, toks[j].text);
                 break;
             }
-            tok[n++] = (char)tolower((unsigned char)*p++);
-            /* A '-' right after 'e' inside a number is an exponent (leaky1e-3), not a separator. */
-            if (*p == '-' && n >= 2 && tok[n - 1] == 'e' && isdigit((unsigned char)tok[n - 2]) &&
-                isdigit((unsigned char)p[1]))
-                tok[n++] = *p++;
+            j++;
         }
-        if (st)
-            break;
-        tok[n] = 0;
-        count++;
-        nr_layer l;
-        bool is_dense;
-        if ((st = parse_token(tok, &l, &is_dense)))
-            break;
-        /* A leading size equal to the input names the input ("784-256-10"). */
-        if (first_token && is_dense && scratch->n_layers == 0 && (size_t)l.ints[0] == scratch->in_size &&
-            isdigit((unsigned char)tok[0])) {
-            first_token = false;
+        i = j - 1;
+        if (st || (j < count && is_act(&toks[j].layer)))
             continue;
-        }
-        first_token = false;
-        if (is_dense && prev_dense && default_act != NR_ACT_IDENTITY) {
-            nr_layer a = {.ops = nr__act_ops_for(default_act), .ints = {default_act},
-                          .floats = {default_act == NR_ACT_LEAKY_RELU ? 0.01f : 0.0f}};
-            if ((st = nr__net_append(scratch, &a)))
-                break;
-        }
-        if ((st = nr__net_append(scratch, &l))) {
-            /* The layer's own message does not know the token; name it. */
-            nr__prefix(st, "'%s'", tok);
-            break;
-        }
-        prev_dense = is_dense;
+        nr_layer a = {.ops = nr__act_ops_for(default_act), .ints = {default_act},
+                      .floats = {default_act == NR_ACT_LEAKY_RELU ? 0.01f : 0.0f}};
+        st = nr__net_append(scratch, &a);
     }
-    if (st) {
-        nr__prefix(st, "layer %d (line %d)", count, line);
-    } else if (scratch->n_layers == first_new) {
+    if (!st && scratch->n_layers == first_new)
         st = nr__fail(NR_EINVAL, "the layer list '%s' adds no layer", spec);
-    } else {
-        for (size_t i = first_new; i < scratch->n_layers && !st; i++)
-            st = nr__net_append(net, &scratch->layers[i]);
-    }
+    for (size_t i = first_new; !st && i < scratch->n_layers; i++)
+        st = nr__net_append(net, &scratch->layers[i]);
     nr_net_free(scratch);
+    free(toks);
     return st;
 }

@@ -657,7 +657,7 @@ static void spec_tokens(void)
     net = image(16, 12, 3);
     CHECK_OK(nr_net_add_spec(net, "CONV8K5S2P1 maxpool3, avgpool1 conv4k2 flatten BN drop0.5 dropout0.25 fc3 "
                                   "# comment\n conv1k1-tanh",
-                             NR_ACT_RELU));
+                             NR_ACT_IDENTITY));
     const char *tags[] = {"conv2d", "maxpool", "avgpool", "conv2d", "flatten", "batchnorm", "dropout", "dropout",
                           "dense", "conv2d", "tanh"};
     CHECK(nr_net_layer_count(net) == 11, "11 layers, not %zu", nr_net_layer_count(net));

@@ -89,6 +89,28 @@ static void spec(void)
         CHECK(strcmp(li.tag, want[i]) == 0, "layer %zu is %s, not %s", i, li.tag, want[i]);
     }
     nr_net_free(net);
+    /* Where the default activation goes: after each dense or conv layer but the last, unless named. */
+    const struct {
+        const char *spec, *want;
+    } cases[] = {
+        {"64-drop0.5-10", "dense relu dropout dense"},
+        {"32-bn-10", "dense batchnorm relu dense"},
+        {"32-bn-tanh-10", "dense batchnorm tanh dense"},
+        {"32-sigmoid-16-10-softmax", "dense sigmoid dense relu dense softmax"},
+        {"conv4k3-pool2-conv2k3-bn-fc10", "conv2d relu maxpool conv2d batchnorm relu dense"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        net = nr_net_new_image(8, 8, 3);  /* 192 inputs: no list here starts by naming the input */
+        CHECK_OK(nr_net_add_spec(net, cases[c].spec, NR_ACT_RELU));
+        char got[200] = "";
+        for (size_t i = 0; i < nr_net_layer_count(net); i++) {
+            nr_net_layer_info(net, i, &li);
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? " " : "", li.tag);
+        }
+        CHECK(strcmp(got, cases[c].want) == 0, "%s with relu: got '%s', want '%s'", cases[c].spec, got,
+              cases[c].want);
+        nr_net_free(net);
+    }
     net = nr_net_new(3);
     CHECK_OK(nr_net_add_spec(net, "leaky0.2, 4, leaky1e-3, sigmoid", NR_ACT_IDENTITY));
     nr_net_layer_info(net, 0, &li);
