@@ -130,11 +130,14 @@ static void step_range(void *ctx, size_t b, size_t e)
     const float *restrict g = j->g;
     float *restrict s0 = j->s0, *restrict s1 = j->s1;
     const float lr = j->lr, wd = j->decay, gs = j->gscale, mu = c->momentum;
-    /* g * 0 is 0 for every finite g and NaN otherwise: a check that costs one vector op per element. */
-    float probe = 0.0f;
-    for (size_t i = b; i < e; i++)
-        probe += g[i] * 0.0f;
-    if (probe != 0.0f)
+    /* A value is NaN or infinite when its exponent bits are all ones: an integer test that vectorises. */
+    uint32_t bad = 0;
+    for (size_t i = b; i < e; i++) {
+        uint32_t u;
+        memcpy(&u, &g[i], 4);
+        bad |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    if (bad)
         atomic_store(&j->nonfinite, 1);
     switch (c->kind) {
     case NR_OPT_SGD:
