@@ -110,9 +110,11 @@ test:
 
 check: test
 
-# The main job, end to end.
+# The main job, end to end: fetch the digits if missing, train the classifier, evaluate it on the test set.
 run: $(CLI)
-	$(CLI) seed
+	sh scripts/fetch-data.sh mnist
+	$(CLI) train --data mnist --out build/digits.nrm
+	$(CLI) eval build/digits.nrm --data mnist
 
 bench: all $(BUILD)/bench/neurite_bench $(BUILD)/bench/fma_probe
 	@BUILD=$(BUILD) sh bench/run.sh
@@ -150,3 +152,86 @@ bench-gemm: $(STATIC)
 	@mkdir -p $(BUILD)/bench
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) bench/gemm_bench.c -o $(BUILD)/bench/gemm_bench $(STATIC) $(LDLIBS)
 	$(BUILD)/bench/gemm_bench $(BENCH_ARGS)
+
+# ==== fuzzing (docs/reliability.md) =========================================================================
+# libFuzzer targets, one per reader (fuzz/fuzz_*.c), built with clang, ASan and UBSan into build/fuzz/ with
+# their own copy of the library (no BLAS). `make fuzz` runs each for FUZZ_SECONDS, growing a working corpus in
+# build/fuzz/corpus/<target> from the committed seeds in fuzz/corpus/<target>; a crash stops it with a non-zero
+# status and leaves the input in build/fuzz/artifacts/<target>/. `make fuzz-smoke` runs each for a few seconds
+# from the seeds alone (CI). `make fuzz-seeds` regenerates fuzz/corpus from fuzz/seeds.c.
+FUZZ_CC       ?= clang
+FUZZ_SECONDS  ?= 60
+FUZZ_SMOKE_SECONDS ?= 6
+FUZZ_NICE     ?= nice -n 19
+FUZZ_TARGETS  := model idx csv npy spec
+FUZZ_DIR      := build/fuzz
+FUZZ_CPPFLAGS := -Iinclude -D_POSIX_C_SOURCE=200809L $(if $(filter 1,$(ZLIB)),-DNR_HAVE_ZLIB)
+FUZZ_CFLAGS   := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                 -fno-omit-frame-pointer -pthread -fno-math-errno -ffp-contract=off $(WARN)
+FUZZ_LDLIBS   := -lm -pthread $(if $(filter 1,$(ZLIB)),-lz)
+FUZZ_LIB_OBJ  := $(LIB_SRC:src/%.c=$(FUZZ_DIR)/src/%.o)
+FUZZ_BIN      := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+# Per target: the largest input, and the largest single allocation (MB) before libFuzzer calls it a bug; a
+# reader must not allocate far beyond what its file can hold. The spec target allows big networks instead:
+# its allocations over 64 MB fail (fuzz_spec.c), exercising the out-of-memory paths.
+FUZZ_OPTS_model := -max_len=32768 -malloc_limit_mb=64 -dict=fuzz/model.dict
+FUZZ_OPTS_idx   := -max_len=8192 -malloc_limit_mb=64
+FUZZ_OPTS_csv   := -max_len=32768 -malloc_limit_mb=64 -dict=fuzz/csv.dict
+FUZZ_OPTS_npy   := -max_len=8192 -malloc_limit_mb=64 -dict=fuzz/npy.dict
+FUZZ_OPTS_spec  := -max_len=4096 -dict=fuzz/spec.dict
+FUZZ_RUN_OPTS   := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+
+$(FUZZ_DIR)/src/%.o: src/%.c include/neurite.h $(wildcard src/*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -c $< -o $@
+
+# The AVX kernels are arithmetic on buffers the library sized, read no file, and take clang minutes to compile
+# with the sanitizers and coverage: they are built plain (the rest of the library checks every access to them).
+ifneq (,$(findstring x86_64,$(shell $(FUZZ_CC) -dumpmachine 2>/dev/null)))
+$(FUZZ_DIR)/src/gemm_avx2.o: FUZZ_CFLAGS := -std=c11 -g -O2 -pthread -fno-math-errno -ffp-contract=off $(WARN) \
+                                            -mavx2 -mfma
+$(FUZZ_DIR)/src/gemm_avx512.o: FUZZ_CFLAGS := -std=c11 -g -O2 -pthread -fno-math-errno -ffp-contract=off $(WARN) \
+                                              -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma
+endif
+
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(FUZZ_LIB_OBJ)
+	$(Q)$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_OBJ) $(FUZZ_LDLIBS)
+
+$(FUZZ_DIR)/seeds: fuzz/seeds.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+
+# The regression test runs the targets' code on the inputs that once crashed them.
+$(BUILD)/tests/test_fuzz_regress.o: $(wildcard fuzz/*.c fuzz/*.h)
+
+.PHONY: fuzz fuzz-build fuzz-smoke fuzz-seeds $(FUZZ_TARGETS:%=fuzz-run-%) $(FUZZ_TARGETS:%=fuzz-smoke-%)
+fuzz-build: $(FUZZ_BIN)
+
+# make -j2 fuzz runs two targets at once.
+fuzz: $(FUZZ_TARGETS:%=fuzz-run-%)
+
+$(FUZZ_TARGETS:%=fuzz-run-%): fuzz-run-%: $(FUZZ_DIR)/fuzz_%
+	@mkdir -p $(FUZZ_DIR)/corpus/$* $(FUZZ_DIR)/artifacts/$*
+	@echo "fuzz_$*: $(FUZZ_SECONDS) s, log in $(FUZZ_DIR)/fuzz_$*.log"
+	@$(FUZZ_NICE) $(FUZZ_DIR)/fuzz_$* $(FUZZ_RUN_OPTS) $(FUZZ_OPTS_$*) -max_total_time=$(FUZZ_SECONDS) \
+	    -artifact_prefix=$(FUZZ_DIR)/artifacts/$*/ $(FUZZ_DIR)/corpus/$* fuzz/corpus/$* \
+	    >$(FUZZ_DIR)/fuzz_$*.log 2>&1 || { tail -40 $(FUZZ_DIR)/fuzz_$*.log; \
+	    echo "fuzz_$*: crashed; the input is in $(FUZZ_DIR)/artifacts/$*/"; exit 1; }
+	@echo "fuzz_$*: $$(grep -Eo 'stat::number_of_executed_units: [0-9]+' $(FUZZ_DIR)/fuzz_$*.log | grep -Eo '[0-9]+$$') runs, \
+	$$(ls $(FUZZ_DIR)/corpus/$* | wc -l) inputs in the working corpus, no crash"
+
+fuzz-smoke: $(FUZZ_TARGETS:%=fuzz-smoke-%)
+
+$(FUZZ_TARGETS:%=fuzz-smoke-%): fuzz-smoke-%: $(FUZZ_DIR)/fuzz_%
+	@rm -rf $(FUZZ_DIR)/smoke/$*
+	@mkdir -p $(FUZZ_DIR)/smoke/$* $(FUZZ_DIR)/artifacts/$*
+	@$(FUZZ_DIR)/fuzz_$* $(FUZZ_RUN_OPTS) $(FUZZ_OPTS_$*) -max_total_time=$(FUZZ_SMOKE_SECONDS) \
+	    -artifact_prefix=$(FUZZ_DIR)/artifacts/$*/ $(FUZZ_DIR)/smoke/$* fuzz/corpus/$* \
+	    >$(FUZZ_DIR)/smoke-$*.log 2>&1 || { tail -40 $(FUZZ_DIR)/smoke-$*.log; \
+	    echo "fuzz-smoke: fuzz_$* crashed; the input is in $(FUZZ_DIR)/artifacts/$*/"; exit 1; }
+	@echo "fuzz-smoke: fuzz_$* $$(grep -Eo 'stat::number_of_executed_units: [0-9]+' $(FUZZ_DIR)/smoke-$*.log | grep -Eo '[0-9]+$$') runs, no crash"
+
+fuzz-seeds: $(FUZZ_DIR)/seeds
+	rm -rf fuzz/corpus
+	$(FUZZ_DIR)/seeds
+# ==== end of fuzzing ========================================================================================

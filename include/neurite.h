@@ -278,7 +278,7 @@ nr_rng *nr_net_rng(nr_net *net);
 
 /* Runs the network on `n` samples stored one after another in `x` (n * nr_net_input_size floats). *out
  * receives the network's own output buffer (n * nr_net_output_size floats), valid until the next call.
- * training != 0 keeps what backward needs. */
+ * training != 0 keeps what backward needs; backward reads `x` again, so it must stay unchanged until then. */
 nr_status nr_net_forward(nr_net *net, const float *x, size_t n, int training, const float **out);
 
 typedef enum nr_loss {
@@ -297,6 +297,8 @@ nr_status nr_net_loss(nr_net *net, nr_loss loss, const float *targets, const int
  * nr_net_zero_grad between steps). */
 nr_status nr_net_backward(nr_net *net);
 
+/* Clears the gradients. Cheap: the next backward writes them instead of adding (and nr_net_grads shows
+ * zeros until then). */
 void nr_net_zero_grad(nr_net *net);
 
 /* For tests and teaching: the output of layer i (i = 0 is the first layer's output) from the last forward,

@@ -209,6 +209,7 @@ static nr_status load_npy(const char *path, const nr_data_options *options, nr_d
     for (size_t r = 0; r < rows; r++) {
         const float *row = t->data + r * cols;
         float *dst = d->f32 + r * features;
+        d->labels[r] = 0;  /* an unlabeled table has no label column: every label is 0 */
         for (size_t c = 0; c < cols; c++) {
             if (!isfinite(row[c])) {
                 st = nr__fail(NR_ENUMERIC, "%s: element [%zu, %zu]: %g is not a finite number", path, r, c,
@@ -560,7 +561,7 @@ static void gather_shifted(const gather_job *g, const uint8_t *src, float *dst, 
     }
 }
 
-static void gather_range(void *ctx, size_t begin, size_t end)
+NR_SIMD_CLONES static void gather_range(void *ctx, size_t begin, size_t end)
 {
     const gather_job *g = ctx;
     const nr_dataset *d = g->d;

@@ -15,6 +15,10 @@
 /* Longer fields cannot be numbers anyone meant to write, and a short copy lets strtod see a terminator. */
 #define MAX_NUMBER_TEXT 128
 
+/* More columns than this is not a table anyone meant to learn from; the limit keeps the per-line field list
+ * (16 bytes a field, however short the field) from growing without bound on a line of commas. */
+#define MAX_COLUMNS ((size_t)1 << 24)
+
 /* Text shown in messages is cut to this many characters, and bytes that are not printable become '?'. */
 #define SHOWN_TEXT 24
 
@@ -92,6 +96,10 @@ static int next_line(csv_parser *c)
             while (f.len && is_blank(f.text[f.len - 1]))
                 f.len--;
             s = stop;
+        }
+        if (c->n_fields == MAX_COLUMNS) {
+            c->status = nr__fail(NR_EFORMAT, "%s: line %zu has more than %zu columns", c->path, c->line, MAX_COLUMNS);
+            return -1;
         }
         if (c->n_fields == c->cap_fields) {
             size_t cap = c->cap_fields ? 2 * c->cap_fields : 64;
@@ -191,11 +199,15 @@ typedef struct table {
     size_t rows, cap;
 } table;
 
-static nr_status table_reserve(table *t, size_t features, const char *path)
+/* Makes room for one more row. `max_rows` is the most rows the file can hold, so that the doubling never
+ * reserves far more than the file can fill (a first line of a million columns must not reserve 1024 rows). */
+static nr_status table_reserve(table *t, size_t features, size_t max_rows, const char *path)
 {
     if (t->rows < t->cap)
         return NR_OK;
     size_t cap = t->cap ? 2 * t->cap : 1024, values;
+    if (cap > max_rows)
+        cap = max_rows > t->rows ? max_rows : t->rows + 1;
     if (cap > NR__MAX_SAMPLES)
         cap = NR__MAX_SAMPLES;
     if (t->rows >= cap)
@@ -220,13 +232,14 @@ static nr_status table_reserve(table *t, size_t features, const char *path)
 }
 
 /* Reads one data line's fields into the next row of `t`. */
-static nr_status take_row(const csv_parser *c, table *t, size_t cols, size_t first_line, size_t label)
+static nr_status take_row(const csv_parser *c, table *t, size_t cols, size_t first_line, size_t label,
+                          size_t max_rows)
 {
     if (c->n_fields != cols)
         return nr__fail(NR_EFORMAT, "%s: line %zu has %zu columns, expected %zu (as on line %zu)", c->path, c->line,
                         c->n_fields, cols, first_line);
     size_t features = label < cols ? cols - 1 : cols;  /* label == cols: the file has no label column */
-    nr_status st = table_reserve(t, features, c->path);
+    nr_status st = table_reserve(t, features, max_rows, c->path);
     if (st)
         return st;
     float *dst = t->values + t->rows * features;
@@ -290,7 +303,7 @@ nr_status nr__data_load_csv(const char *path, const nr_data_options *options, nr
     int header_opt = options ? options->header : 0;
     table t = {0};
     field *header = NULL;
-    size_t cols = 0, first_line = 0, label = 0, blank_line = 0;
+    size_t cols = 0, first_line = 0, label = 0, blank_line = 0, max_rows = 0;
     nr_dataset *d = NULL;
     for (;;) {
         int kind = next_line(&c);
@@ -314,6 +327,8 @@ nr_status nr__data_load_csv(const char *path, const nr_data_options *options, nr
             /* The first line fixes the number of columns and may be a header. */
             cols = c.n_fields;
             first_line = c.line;
+            /* A row is cols non-empty fields and cols - 1 commas: the file holds at most this many. */
+            max_rows = len / (2 * cols - 1) + 1;
             if (cols < 2 && !unlabeled) {
                 st = nr__fail(NR_EFORMAT, "%s: line %zu has 1 column; a data set needs a label column and at least "
                                           "one feature", path, c.line);
@@ -335,7 +350,7 @@ nr_status nr__data_load_csv(const char *path, const nr_data_options *options, nr
             if (is_header)
                 continue;
         }
-        if ((st = take_row(&c, &t, cols, first_line, label)))
+        if ((st = take_row(&c, &t, cols, first_line, label, max_rows)))
             goto done;
     }
     if (t.rows == 0) {

@@ -111,20 +111,7 @@ static void gemm_blas(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, fl
  * x86-64 only, like the kernels. */
 
 #if defined(__x86_64__)
-/* Defined in gemm_avx512.c and gemm_avx2.c. */
-int nr__gemm_avx512_rows(size_t vectors);
-void nr__gemm_avx512_transpose(const float *src, size_t ld, size_t rows, size_t len, float *dst, size_t dst_ld);
-void nr__gemm_avx512_panel(size_t rows, size_t kc, const float *a, size_t a_rs, size_t a_ks, const float *b,
-                           size_t b_ks, size_t b_next, size_t cols, size_t vectors, float *c, size_t ldc,
-                           float alpha, float beta, int mode);
-void nr__gemm_avx512_panel_t(size_t rows, size_t kc, const float *a, size_t a_rs, size_t a_ks, const float *b,
-                             size_t b_ks, size_t b_next, size_t cols, size_t vectors, float *c, size_t ldc,
-                             float alpha, float beta, int mode);
-int nr__gemm_avx2_rows(size_t vectors);
-void nr__gemm_avx2_transpose(const float *src, size_t ld, size_t rows, size_t len, float *dst, size_t dst_ld);
-void nr__gemm_avx2_panel(size_t rows, size_t kc, const float *a, size_t a_rs, size_t a_ks, const float *b,
-                         size_t b_ks, size_t b_next, size_t cols, size_t vectors, float *c, size_t ldc, float alpha,
-                         float beta, int mode);
+#include "gemm_kernels.h"
 
 typedef void (*panel_fn)(size_t rows, size_t kc, const float *a, size_t a_rs, size_t a_ks, const float *b,
                          size_t b_ks, size_t b_next, size_t cols, size_t vectors, float *c, size_t ldc, float alpha,
@@ -465,11 +452,19 @@ static void gemm_simd(const simd_kernels *kern, nr_trans ta, nr_trans tb, size_t
     if (j.trans_c && j.vectors > kern->trans_vectors)
         j.vectors = kern->trans_vectors;
     j.mr = (size_t)kern->rows(j.vectors);
-    /* Units are vectors of columns or single rows; the pool splits them evenly between threads, in chunks of
-     * at least `grain` units, and runs small products inline. */
+    /* Units are vectors of columns or single rows. As many threads as get MIN_TASK_MACS each, with equal
+     * chunks (a grain from the work alone would leave the last thread a scrap); one runs inline. */
     size_t units = j.split_cols ? (n + kern->lanes - 1) / kern->lanes : m;
-    size_t per_unit = j.split_cols ? m * k * kern->lanes : n * k;
-    nr__parallel_for(units, (MIN_TASK_MACS + per_unit - 1) / per_unit, simd_range, &j);
+    size_t parts = m * n * k / MIN_TASK_MACS;
+    if (parts > units)
+        parts = units;
+    if (parts >= 2) {
+        size_t threads = (size_t)nr_threads();
+        parts = parts < threads ? parts : threads;
+    } else {
+        parts = 1;
+    }
+    nr__parallel_for(units, (units + parts - 1) / parts, simd_range, &j);
 }
 
 static const simd_kernels avx512_kernels = {16, 7, nr__gemm_avx512_rows, nr__gemm_avx512_transpose,

@@ -13,12 +13,7 @@
 #include <immintrin.h>
 #include <stddef.h>
 
-/* Exported to gemm.c, which declares the same prototypes (the kernels have no header of their own). */
-int nr__gemm_avx2_rows(size_t vectors);
-void nr__gemm_avx2_transpose(const float *src, size_t ld, size_t rows, size_t len, float *dst, size_t dst_ld);
-void nr__gemm_avx2_panel(size_t rows, size_t kc, const float *a, size_t a_rs, size_t a_ks, const float *b,
-                         size_t b_ks, size_t b_next, size_t cols, size_t vectors, float *c, size_t ldc, float alpha,
-                         float beta, int mode);
+#include "gemm_kernels.h"
 
 #if defined(__clang__)
 #define UNROLL _Pragma("clang loop unroll(full)")

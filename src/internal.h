@@ -18,6 +18,16 @@
 
 #define NR_ALIGN 64
 
+/* Element-wise loops are compiled for AVX-512, AVX2 and baseline x86-64 and the best is picked when the
+ * library loads (GCC/clang function multi-versioning, ifunc), so one binary is fast everywhere. The
+ * versions compute the same numbers: element-wise, no reassociation, no contraction. */
+#if defined(__x86_64__) && defined(__gnu_linux__) && !defined(__SANITIZE_ADDRESS__) && \
+    (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 6))
+#define NR_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NR_SIMD_CLONES
+#endif
+
 /* Tensor flag: state kept with the parameters but not trained (batch-norm running statistics). */
 #define NR__TENSOR_STATE 0x100
 
@@ -78,6 +88,9 @@ typedef struct nr_pass {
     float *grads;
     int training;
     nr_rng *rng;
+    /* Backward: the gradient buffer holds stale values; write each parameter gradient (beta 0) instead of
+     * adding to it. Every layer with parameters must honour this for all of its trainable tensors. */
+    bool overwrite;
 } nr_pass;
 
 #define NR_LAYER_INTS 8

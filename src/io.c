@@ -1,7 +1,10 @@
 /* io.c - whole-file reads, and writes that land whole or not at all (temporary file + rename). */
 #include "io.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -94,6 +97,50 @@ nr_status nr__read_file(const char *path, size_t max_bytes, unsigned char **data
     return NR_OK;
 }
 
+/* Removes "<path>.tmp<pid>" files left by a writer that was killed before it could clean up (kill -9, a power
+ * cut): those whose process no longer exists. A live writer's file is left alone, so two processes may save
+ * to one path at once. Best effort: any failure here just leaves the file. */
+static void remove_stale_temporaries(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char dir[4096];
+    if (!slash) {
+        strcpy(dir, ".");
+    } else if (slash == path) {
+        strcpy(dir, "/");
+    } else {
+        size_t n = (size_t)(slash - path);
+        if (n >= sizeof dir)
+            return;
+        memcpy(dir, path, n);
+        dir[n] = 0;
+    }
+    size_t blen = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *n = e->d_name;
+        if (strncmp(n, base, blen) != 0 || strncmp(n + blen, ".tmp", 4) != 0)
+            continue;
+        const char *digits = n + blen + 4;
+        char *end;
+        errno = 0;
+        long pid = strtol(digits, &end, 10);
+        if (!isdigit((unsigned char)*digits) || *end || errno || pid <= 0 || pid == (long)getpid() ||
+            (pid_t)pid != pid)
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char stale[8192];
+        if (snprintf(stale, sizeof stale, "%s/%s", dir, n) < (int)sizeof stale)
+            remove(stale);
+    }
+    closedir(d);
+}
+
 nr_status nr__atomic_open(nr__atomic *a, const char *path)
 {
     a->f = NULL;
@@ -102,6 +149,7 @@ nr_status nr__atomic_open(nr__atomic *a, const char *path)
     int len = snprintf(a->tmp, sizeof a->tmp, "%s.tmp%ld", path, (long)getpid());
     if (len < 0 || (size_t)len >= sizeof a->tmp)
         return nr__fail(NR_EINVAL, "%s: path too long", path);
+    remove_stale_temporaries(path);
     a->f = fopen(a->tmp, "wb");
     if (!a->f)
         return nr__fail(NR_EIO, "%s: cannot write: %s", path, strerror(errno));

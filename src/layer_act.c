@@ -47,7 +47,7 @@ void nr__softmax_rows(const float *x, float *y, size_t n, size_t d)
     }
 }
 
-static void forward_range(void *ctx, size_t b, size_t e)
+NR_SIMD_CLONES static void forward_range(void *ctx, size_t b, size_t e)
 {
     const act_job *j = ctx;
     const float *restrict x = j->x;
@@ -78,7 +78,7 @@ static void forward_range(void *ctx, size_t b, size_t e)
     }
 }
 
-static void backward_range(void *ctx, size_t b, size_t e)
+NR_SIMD_CLONES static void backward_range(void *ctx, size_t b, size_t e)
 {
     const act_job *j = ctx;
     const float *restrict x = j->x, *restrict y = j->y, *restrict dy = j->dy;

@@ -74,6 +74,7 @@ typedef struct bn_job {
     const float *x, *dy;
     float *y, *dx;
     float *params, *grads;
+    bool overwrite;  /* backward: write the parameter gradients instead of adding to them */
     const nr_layer *l;
     float *s;         /* scratch: S_COUNT arrays of c */
 } bn_job;
@@ -216,8 +217,8 @@ static void grad_stats_range(void *ctx, size_t b, size_t e)
         }
         for (size_t i = 0; i < w; i++) {
             const size_t ch = c0 + i;
-            dbeta[ch] += (float)sdy[i];
-            dgamma[ch] += (float)sdyx[i];
+            dbeta[ch] = (float)sdy[i] + (j->overwrite ? 0.0f : dbeta[ch]);
+            dgamma[ch] = (float)sdyx[i] + (j->overwrite ? 0.0f : dgamma[ch]);
             j->s[S_DYMEAN * c + ch] = (float)(sdy[i] / (double)j->rows);
             j->s[S_DXMEAN * c + ch] = (float)(sdyx[i] / (double)j->rows);
         }
@@ -248,7 +249,7 @@ static void bn_backward(nr_layer *l, const nr_pass *p, const float *x, const flo
     const size_t c = l->in_shape[2];
     /* The training forward left mean, invstd and gamma * invstd in scratch. */
     bn_job j = {.rows = n * l->in_shape[0] * l->in_shape[1], .c = c, .x = x, .dy = dy, .dx = dx,
-                .params = p->params, .grads = p->grads, .l = l, .s = l->scratch};
+                .params = p->params, .grads = p->grads, .l = l, .s = l->scratch, .overwrite = p->overwrite};
     nr__parallel_for(c, GRAIN / j.rows + 1, grad_stats_range, &j);
     if (dx)
         nr__parallel_for(j.rows, GRAIN / c + 1, dx_range, &j);

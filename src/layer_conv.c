@@ -138,7 +138,8 @@ typedef struct conv_job {
     float *dx;
     const float *dy;
     float *db;
-    size_t rows;  /* n * oh * ow */
+    size_t rows;      /* n * oh * ow */
+    bool overwrite;   /* write db instead of adding to it */
 } conv_job;
 
 /* The kernel columns [*kj0, *kj1) of a window starting at input column `start` that fall inside the
@@ -284,7 +285,7 @@ static void bias_grad_range(void *ctx, size_t b, size_t e)
             sum_block(acc + i, dyr + i, c1 - c0 - i);
         }
         for (size_t c = c0; c < c1; c++)
-            j->db[c] += (float)acc[c - c0];
+            j->db[c] = (float)acc[c - c0] + (j->overwrite ? 0.0f : j->db[c]);
     }
 }
 
@@ -334,15 +335,18 @@ static void conv_backward(nr_layer *l, const nr_pass *p, const float *x, const f
     float *col = direct ? NULL : l->scratch;
     const float *colr = direct ? x : col;
     if (l->ints[4] && g.ld == g.row) {
-        conv_job j = {.g = g, .dy = dy, .db = p->grads + l->tensor_offset[1], .rows = rows};
+        conv_job j = {.g = g, .dy = dy, .db = p->grads + l->tensor_offset[1], .rows = rows,
+                      .overwrite = p->overwrite};
         nr__parallel_for(g.cout, grain_for(rows), bias_grad_range, &j);
     }
     /* dW (ld x cout, with db as its last row when fused) += col^T . dY, reducing over the rows block after
      * block. */
+    float wbeta = p->overwrite ? 0.0f : 1.0f;  /* the first block writes when the buffer is stale */
     for (size_t r0 = 0; r0 < rows; r0 += GEMM_ROWS) {
         const size_t m = rows - r0 < GEMM_ROWS ? rows - r0 : GEMM_ROWS;
         nr__gemm(NR_TRANS, NR_NO_TRANS, g.ld, g.cout, m, 1.0f, colr + r0 * g.ld, g.ld, dy + r0 * g.cout, g.cout,
-                 1.0f, dw, g.cout);
+                 wbeta, dw, g.cout);
+        wbeta = 1.0f;
     }
     if (!dx)
         return;  /* the first layer: nobody needs dcol */

@@ -10,8 +10,11 @@
 static nr_status dense_setup(nr_layer *l)
 {
     int64_t units = l->ints[0];
-    if (units <= 0 || (uint64_t)units > NR_MAX_FLOATS)
+    if (units <= 0)
         return nr__fail(NR_EINVAL, "dense layer: %lld units is not a positive size", (long long)units);
+    if ((uint64_t)units > NR_MAX_FLOATS)
+        return nr__fail(NR_EINVAL, "dense layer: %lld units is more than the limit of %zu", (long long)units,
+                        (size_t)NR_MAX_FLOATS);
     size_t count;
     if (!nr__mul(l->in_size, (size_t)units, &count) || count > NR_MAX_FLOATS)
         return nr__fail(NR_EINVAL, "dense layer: %zu x %lld weights is too many", l->in_size, (long long)units);
@@ -48,10 +51,12 @@ static void dense_backward(nr_layer *l, const nr_pass *p, const float *x, const 
     const float *w = p->params + l->tensor_offset[0];
     float *dw = p->grads + l->tensor_offset[0];
     /* dW (in x out) += x^T (in x n) . dy (n x out) */
-    nr__gemm(NR_TRANS, NR_NO_TRANS, in, out, n, 1.0f, x, in, dy, out, 1.0f, dw, out);
+    nr__gemm(NR_TRANS, NR_NO_TRANS, in, out, n, 1.0f, x, in, dy, out, p->overwrite ? 0.0f : 1.0f, dw, out);
     if (l->ints[1]) {
         /* db += the column sums of dy, row by row in a fixed order. */
         float *db = p->grads + l->tensor_offset[1];
+        if (p->overwrite)
+            memset(db, 0, out * sizeof(float));
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < out; j++)
                 db[j] += dy[i * out + j];

@@ -152,6 +152,14 @@ nr_status nr__model_write(const nr_net *net, const char *path, const nr__extra *
         return nr__fail(NR_EINVAL, "nr_model_save: NULL argument");
     if (net->n_layers == 0)
         return nr__fail(NR_EINVAL, "%s: the network has no layers to save", path);
+    /* A NaN or an infinity makes every prediction meaningless, and the reader refuses it: say so now. */
+    for (size_t i = 0; i < net->n_tensors; i++) {
+        const nr__net_tensor *t = &net->tensors[i];
+        for (size_t k = 0; k < t->size; k++)
+            if (!isfinite(net->params[t->offset + k]))
+                return nr__fail(NR_ENUMERIC, "%s: not saved: tensor %s holds %g (value %zu)", path, t->name,
+                                (double)net->params[t->offset + k], k);
+    }
     nr__sink measure = {0};
     put_all(&measure, net, extra, 0);
     uint64_t total = measure.length + 4;
@@ -399,6 +407,10 @@ static bool read_tensors(nr__reader *r, nr_net *net)
         }
         if (!nr__get_floats(r, net->params + t->offset, t->size))
             return false;
+        for (size_t k = 0; k < t->size; k++)
+            if (!isfinite(net->params[t->offset + k]))
+                return nr__reader_fail(r, "tensor %s: value %zu is %g; a model's weights are finite numbers", t->name,
+                                       k, (double)net->params[t->offset + k]);
     }
     return true;
 }

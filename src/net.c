@@ -216,7 +216,20 @@ size_t nr_net_output_size(const nr_net *net)
 size_t nr_net_layer_count(const nr_net *net) { return net ? net->n_layers : 0; }
 size_t nr_net_param_count(const nr_net *net) { return net ? net->n_params : 0; }
 float *nr_net_params(nr_net *net) { return net ? net->params : NULL; }
-float *nr_net_grads(nr_net *net) { return net ? net->grads : NULL; }
+void nr__net_settle_grads(nr_net *net)
+{
+    if (net->grads_stale && net->n_params)
+        memset(net->grads, 0, net->n_params * sizeof(float));
+    net->grads_stale = false;
+}
+
+float *nr_net_grads(nr_net *net)
+{
+    if (!net)
+        return NULL;
+    nr__net_settle_grads(net);
+    return net->grads;
+}
 size_t nr_net_tensor_count(const nr_net *net) { return net ? net->n_tensors : 0; }
 nr_rng *nr_net_rng(nr_net *net) { return net ? &net->rng : NULL; }
 
@@ -302,8 +315,8 @@ static nr_status plan(nr_net *net, size_t n)
     free_plan(net);
     size_t total = 0, s;
     bool ok = true;
-    /* input copy and input gradient */
-    ok &= nr__mul(n, net->in_size, &s) && nr__add(total, 2 * round_up(s), &total);
+    /* the input gradient */
+    ok &= nr__mul(n, net->in_size, &s) && nr__add(total, round_up(s), &total);
     for (size_t i = 0; i < net->n_layers; i++) {
         const nr_layer *l = &net->layers[i];
         ok &= nr__mul(n, l->out_size, &s) && nr__add(total, 2 * round_up(s), &total);
@@ -321,8 +334,6 @@ static nr_status plan(nr_net *net, size_t n)
                         total * sizeof(float) >> 20);
     }
     float *p = net->arena;
-    net->input = p;
-    p += round_up(n * net->in_size);
     net->input_grad = p;
     p += round_up(n * net->in_size);
     for (size_t i = 0; i < net->n_layers; i++) {
@@ -361,13 +372,9 @@ nr_status nr_net_forward(nr_net *net, const float *x, size_t n, int training, co
         return st;
     if ((st = plan(net, n)))
         return st;
-    nr_pass pass = {net->params, net->grads, training != 0, &net->rng};
+    nr_pass pass = {net->params, net->grads, training != 0, &net->rng, false};
     const float *src = x;
-    if (training) {
-        /* Backward reads the input again; keep a copy so the caller's buffer may change in between. */
-        memcpy(net->input, x, n * net->in_size * sizeof(float));
-        src = net->input;
-    }
+    net->input = training ? x : NULL;
     for (size_t i = 0; i < net->n_layers; i++) {
         nr_layer *l = &net->layers[i];
         l->ops->forward(l, &pass, src, net->out[i], n);
@@ -404,7 +411,10 @@ nr_status nr_net_backward(nr_net *net)
         return nr__fail(NR_EINVAL, "nr_net_backward: NULL network");
     if (net->state != NR__NET_LOSS_READY)
         return nr__fail(NR_EINVAL, "nr_net_backward: needs a training forward pass and nr_net_loss first");
-    nr_pass pass = {net->params, net->grads, 1, &net->rng};
+    /* After nr_net_zero_grad the layers write their gradients rather than add them: the same numbers
+     * without a pass over the whole gradient buffer first. */
+    nr_pass pass = {net->params, net->grads, 1, &net->rng, net->grads_stale};
+    net->grads_stale = false;
     size_t n = net->batch;
     for (size_t i = net->n_layers; i-- > 0;) {
         nr_layer *l = &net->layers[i];
@@ -420,9 +430,10 @@ nr_status nr_net_backward(nr_net *net)
 
 void nr_net_zero_grad(nr_net *net)
 {
-    if (net && net->n_params)
-        memset(net->grads, 0, net->n_params * sizeof(float));
+    if (net)
+        net->grads_stale = true;
 }
+
 
 const float *nr_net_layer_output(const nr_net *net, size_t index)
 {

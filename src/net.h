@@ -44,7 +44,9 @@ struct nr_net {
     size_t cap;        /* batch capacity of the arena */
     float *arena;
     float **out, **dout;  /* each layer's output and its gradient */
-    float *input, *input_grad;
+    const float *input;  /* the caller's input of the last training forward pass, read again by backward */
+    float *input_grad;
+    bool grads_stale;    /* nr_net_zero_grad was called: the next backward writes gradients instead of adding */
     size_t batch;      /* samples in the last forward pass */
     nr__net_state state;
     bool want_input_grad;
@@ -58,5 +60,8 @@ struct nr_net {
 enum { nr__act_count = NR_ACT_SOFTMAX + 1 };
 
 nr_status nr__net_check_batch(const nr_net *net, const void *x, size_t n);
+
+/* Makes a pending nr_net_zero_grad real (zeroes the buffer), for readers of the gradients outside backward. */
+void nr__net_settle_grads(nr_net *net);
 
 #endif

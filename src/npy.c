@@ -12,6 +12,7 @@ typedef struct npy_header {
     int fortran_order;  /* -1 until seen */
     int ndim;           /* -1 until seen */
     size_t shape[NR_MAX_DIMS];
+    bool huge;          /* a dimension does not fit a size_t */
 } npy_header;
 
 /* A tiny parser for the header, a Python dict literal such as
@@ -79,8 +80,10 @@ static bool take_shape(cursor *c, npy_header *h)
             return false;
         size_t v = 0;
         while (c->p < c->end && isdigit((unsigned char)*c->p)) {
-            if (!nr__mul(v, 10, &v) || !nr__add(v, (size_t)(*c->p - '0'), &v))
+            if (!nr__mul(v, 10, &v) || !nr__add(v, (size_t)(*c->p - '0'), &v)) {
+                h->huge = true;
                 return false;
+            }
             c->p++;
         }
         /* Dimensions beyond the fourth are counted, not stored, and refused later. */
@@ -102,6 +105,7 @@ static nr_status parse_header(const char *path, const char *text, size_t len, np
     h->descr[0] = 0;
     h->fortran_order = -1;
     h->ndim = -1;
+    h->huge = false;
     if (!take(&c, '{'))
         return nr__fail(NR_EFORMAT, "%s: corrupt .npy header (no '{')", path);
     for (;;) {
@@ -123,7 +127,9 @@ static nr_status parse_header(const char *path, const char *text, size_t len, np
                 return nr__fail(NR_EFORMAT, "%s: corrupt .npy header (fortran_order)", path);
         } else if (strcmp(key, "shape") == 0) {
             if (!take_shape(&c, h))
-                return nr__fail(NR_EFORMAT, "%s: corrupt .npy header (shape)", path);
+                return h->huge ? nr__fail(NR_EFORMAT, "%s: a dimension in the .npy header's shape is too large "
+                                                      "(more than %zu)", path, SIZE_MAX)
+                               : nr__fail(NR_EFORMAT, "%s: corrupt .npy header (shape)", path);
         } else {
             return nr__fail(NR_EFORMAT, "%s: unexpected key '%s' in .npy header", path, key);
         }
@@ -218,24 +224,29 @@ nr_status nr_npy_load(const char *path, nr_tensor **out)
             goto done;
         }
         if (!nr__mul(count, h.shape[i], &count) || count > NR_MAX_FLOATS) {
-            st = nr__fail(NR_EFORMAT, "%s: shape in .npy header is too large", path);
+            st = nr__fail(NR_EFORMAT, "%s: the shape in the .npy header is too large (more than %zu values)", path,
+                          (size_t)NR_MAX_FLOATS);
             goto done;
         }
     }
     bytes = count * item;
-    /* Check the data's length against the file before allocating for it. */
+    /* Check the data's length against the file before allocating for it. The length of a pipe or a device
+     * cannot be known in advance, and trusting the header there would let it ask for any amount of memory. */
     struct stat sb;
-    if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode)) {
-        size_t have = (size_t)sb.st_size > hstart + hlen ? (size_t)sb.st_size - hstart - hlen : 0;
-        if (have < bytes) {
-            st = nr__fail(NR_EFORMAT, "%s: truncated: the header promises %zu values (%zu bytes) but %zu bytes "
-                                      "follow", path, count, bytes, have);
-            goto done;
-        }
-        if (have > bytes) {
-            st = nr__fail(NR_EFORMAT, "%s: %zu unexpected bytes after the data", path, have - bytes);
-            goto done;
-        }
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        st = nr__fail(NR_EIO, "%s: not a regular file (a .npy file's length is checked against its header "
+                              "before its data is read)", path);
+        goto done;
+    }
+    size_t have = (size_t)sb.st_size > hstart + hlen ? (size_t)sb.st_size - hstart - hlen : 0;
+    if (have < bytes) {
+        st = nr__fail(NR_EFORMAT, "%s: truncated: the header promises %zu values (%zu bytes) but %zu bytes "
+                                  "follow", path, count, bytes, have);
+        goto done;
+    }
+    if (have > bytes) {
+        st = nr__fail(NR_EFORMAT, "%s: %zu unexpected bytes after the data", path, have - bytes);
+        goto done;
     }
     t = nr_tensor_new(h.ndim, h.shape);
     if (!t) {

@@ -122,7 +122,7 @@ typedef struct step_job {
     float bc1, bc2;  /* Adam's bias corrections 1 - beta^t */
 } step_job;
 
-static void step_range(void *ctx, size_t b, size_t e)
+NR_SIMD_CLONES static void step_range(void *ctx, size_t b, size_t e)
 {
     step_job *j = ctx;
     const nr_opt_config *c = &j->o->cfg;
@@ -215,6 +215,7 @@ nr_status nr_opt_step(nr_optimizer *o, nr_net *net, float lr, double *grad_norm)
                         net->n_params);
     if (!(lr > 0.0f) || !isfinite(lr))
         return nr__fail(NR_EINVAL, "learning rate %g is not positive", (double)lr);
+    nr__net_settle_grads(net);
     float gscale = 1.0f;
     if (o->cfg.clip_norm > 0.0f || grad_norm) {
         double norm = nr__grad_norm(o, net->grads);

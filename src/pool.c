@@ -15,6 +15,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -33,7 +34,7 @@ static struct {
     pthread_mutex_t submit;       /* held while a job runs; a second user thread runs inline instead */
     pthread_mutex_t lock;         /* guards sleeping and waking */
     pthread_cond_t wake, done_cv;
-    int nthreads;                 /* including the caller; 0 = not started yet */
+    atomic_int nthreads;          /* including the caller; 0 = not started yet (read by nr_threads anywhere) */
     pthread_t threads[MAX_THREADS];
     atomic_uint generation;       /* bumped for each job and to stop */
     atomic_int sleepers;
@@ -101,11 +102,17 @@ static void *worker(void *arg)
     /* The generation when the pool started, not now: the first job may already have been posted. */
     unsigned seen = pool.start_generation;
     for (;;) {
-        /* Spin for up to ~200 us, then sleep. */
+        /* Spin for up to ~200 us, then sleep. After the first thousand pauses (~30 us) it yields the core
+         * between checks: a new job is still seen within a microsecond, and on a machine busy with other
+         * programs the core goes to whoever has work, often the very thread about to post that job
+         * (measured: `neurite seed` on two threads with other jobs running, 3.9-4.5 s before, 2.2-2.5 s after). */
         double t0 = 0;
         for (unsigned spins = 0; atomic_load(&pool.generation) == seen; spins++) {
-            cpu_relax();
-            if ((spins & 1023) == 1023) {
+            if (spins < 1024)
+                cpu_relax();
+            else
+                sched_yield();
+            if ((spins & 1023) == 1023 || spins >= 1024) {
                 double t = seconds();
                 if (t0 == 0)
                     t0 = t;
@@ -240,9 +247,15 @@ void nr__parallel_for(size_t n, size_t grain, nr__range_fn fn, void *ctx)
     for (int t = 1; t < parts; t++)
         if (claim_part(t, generation))
             run_part(t);
+    /* Wait for the workers: spin briefly (a worker on a core of its own finishes within microseconds of us),
+     * then yield the core (a worker that the scheduler had set aside may be waiting for exactly this one),
+     * then sleep. */
     for (unsigned spins = 0; atomic_load(&pool.running) > 0; spins++) {
-        cpu_relax();
-        if (spins > 100000) {
+        if (spins < 1024)
+            cpu_relax();
+        else if (spins < 1024 + 4096)
+            sched_yield();
+        else {
             pthread_mutex_lock(&pool.lock);
             atomic_store(&pool.main_sleeping, 1);
             while (atomic_load(&pool.running) > 0)

@@ -11,20 +11,34 @@
 
 #define MAX_TOKEN 64
 
-/* Parses an unsigned decimal number at *p (advancing it); false if none or out of range. */
+/* Numbers in a layer list above this are refused as they are read (no layer could use them). */
+#define MAX_NUMBER (INT64_C(1) << 40)
+
+/* Parses an unsigned decimal number at *p (advancing it); false if none or out of range. A number out of range
+ * is read to its end and leaves TOO_LARGE in *out, so the message can say what is wrong. */
+#define TOO_LARGE INT64_C(-1)
 static bool read_size(const char **p, int64_t *out)
 {
     if (!isdigit((unsigned char)**p))
         return false;
     int64_t v = 0;
     while (isdigit((unsigned char)**p)) {
-        if (v > (INT64_C(1) << 40))
-            return false;
-        v = v * 10 + (**p - '0');
+        v = v * 10 + (**p - '0');  /* v <= MAX_NUMBER before: no overflow */
         (*p)++;
+        if (v > MAX_NUMBER) {
+            while (isdigit((unsigned char)**p))
+                (*p)++;
+            *out = TOO_LARGE;
+            return false;
+        }
     }
     *out = v;
     return true;
+}
+
+static nr_status too_large(const char *tok)
+{
+    return nr__fail(NR_EINVAL, "a number in '%s' is too large (at most %lld)", tok, (long long)MAX_NUMBER);
 }
 
 static bool read_float(const char **p, float *out)
@@ -62,9 +76,12 @@ static bool read_option(const char **p, char letter, int64_t *out)
 static nr_status parse_conv(const char *tok, nr_layer *l)
 {
     const char *p = tok + 4;
-    int64_t filters, kernel = -1, stride = 1, pad = -1;
-    if (!read_size(&p, &filters) || *p != 'k' || !read_option(&p, 'k', &kernel) || !read_option(&p, 's', &stride) ||
-        !read_option(&p, 'p', &pad) || *p)
+    int64_t filters = 0, kernel = 0, stride = 1, pad = -2;
+    bool ok = read_size(&p, &filters) && *p == 'k' && read_option(&p, 'k', &kernel) &&
+              read_option(&p, 's', &stride) && read_option(&p, 'p', &pad) && !*p;
+    if (filters == TOO_LARGE || kernel == TOO_LARGE || stride == TOO_LARGE || pad == TOO_LARGE)
+        return too_large(tok);
+    if (!ok)
         return nr__fail(NR_EINVAL, "bad convolution '%s' (write convNkK[sS][pP], e.g. conv32k3 or conv64k5s2p1)",
                         tok);
     if (filters == 0)
@@ -77,7 +94,7 @@ static nr_status parse_conv(const char *tok, nr_layer *l)
     l->ints[0] = filters;
     l->ints[1] = kernel;
     l->ints[2] = stride;
-    l->ints[3] = pad < 0 ? kernel / 2 : pad;
+    l->ints[3] = pad == -2 ? kernel / 2 : pad;
     l->ints[4] = 1;
     return NR_OK;
 }
@@ -110,8 +127,10 @@ static nr_status parse_token(const char *tok, nr_layer *l, bool *is_dense)
     if (strncmp(tok, "pool", 4) == 0 || strncmp(tok, "maxpool", 7) == 0 || strncmp(tok, "avgpool", 7) == 0) {
         bool avg = tok[0] == 'a';
         p = tok + (tok[0] == 'p' ? 4 : 7);
+        v = 0;
         if (!read_size(&p, &v) || *p)
-            return nr__fail(NR_EINVAL, "bad pooling '%s' (write e.g. pool2, maxpool3 or avgpool2)", tok);
+            return v == TOO_LARGE ? too_large(tok)
+                                  : nr__fail(NR_EINVAL, "bad pooling '%s' (write e.g. pool2, maxpool3 or avgpool2)", tok);
         if (v == 0)
             return nr__fail(NR_EINVAL, "a pooling window of size 0 ('%s')", tok);
         l->ops = avg ? &nr__avgpool_ops : &nr__maxpool_ops;
@@ -144,7 +163,11 @@ static nr_status parse_token(const char *tok, nr_layer *l, bool *is_dense)
     }
     if (strncmp(tok, "fc", 2) == 0 || strncmp(tok, "dense", 5) == 0)
         p = tok + (tok[0] == 'f' ? 2 : 5);
-    if (read_size(&p, &v) && *p == 0) {
+    v = 0;
+    bool number = read_size(&p, &v);
+    if (v == TOO_LARGE && *p == 0)
+        return too_large(tok);
+    if (number && *p == 0) {
         if (v == 0)
             return nr__fail(NR_EINVAL, "a dense layer of 0 units ('%s')", tok);
         l->ops = &nr__dense_ops;
@@ -215,6 +238,31 @@ static nr_status tokenize(const char *spec, token *toks, size_t cap, size_t *cou
     return NR_OK;
 }
 
+/* The layers a list adds, checked against the network's current output shape as they are planned: the whole
+ * list is validated (shapes, sizes, the layer limit) before the network allocates anything for it. */
+typedef struct plan {
+    nr_layer *layers;
+    size_t count, total_layers, params;
+    size_t shape[3];
+} plan;
+
+static nr_status plan_add(plan *p, const nr_layer *proto)
+{
+    if (p->total_layers >= NR__MAX_LAYERS)
+        return nr__fail(NR_EINVAL, "a network has at most %d layers", NR__MAX_LAYERS);
+    nr_layer l = *proto;
+    nr_status st = nr__layer_prepare(p->shape, &l);
+    if (st)
+        return st;
+    if (!nr__add(p->params, l.param_count, &p->params) || p->params > NR_MAX_FLOATS)
+        return nr__fail(NR_EINVAL, "%s layer: the network would have too many parameters (more than %zu)",
+                        l.ops->tag, (size_t)NR_MAX_FLOATS);
+    memcpy(p->shape, l.out_shape, sizeof p->shape);
+    p->layers[p->count++] = *proto;
+    p->total_layers++;
+    return NR_OK;
+}
+
 nr_status nr_net_add_spec(nr_net *net, const char *spec, nr_act default_act)
 {
     if (!net || !spec)
@@ -222,26 +270,25 @@ nr_status nr_net_add_spec(nr_net *net, const char *spec, nr_act default_act)
     if (!nr__act_ops_for(default_act))
         return nr__fail(NR_EINVAL, "unknown default activation %d", (int)default_act);
     token *toks = calloc(NR__MAX_LAYERS, sizeof *toks);
-    nr_net *scratch = nr_net_new_image(net->in_shape[0], net->in_shape[1], net->in_shape[2]);
+    /* Each token adds at most two layers: itself and the default activation after it. */
+    plan pl = {.layers = calloc(2 * NR__MAX_LAYERS, sizeof *pl.layers), .total_layers = net->n_layers,
+               .params = net->n_params};
+    memcpy(pl.shape, net->n_layers ? net->layers[net->n_layers - 1].out_shape : net->in_shape, sizeof pl.shape);
     size_t count = 0;
-    nr_status st = toks && scratch ? NR_OK : nr__fail(NR_ENOMEM, "out of memory");
-    /* The scratch network starts where the real one ends, so shapes check against the right input. */
-    for (size_t i = 0; !st && i < net->n_layers; i++)
-        st = nr__net_append(scratch, &net->layers[i]);
-    size_t first_new = scratch ? scratch->n_layers : 0;
+    nr_status st = toks && pl.layers ? NR_OK : nr__fail(NR_ENOMEM, "out of memory");
     if (!st)
         st = tokenize(spec, toks, NR__MAX_LAYERS, &count);
     /* A leading size equal to the input names the input ("784-256-10"). */
     size_t from = 0;
-    if (!st && count && net->n_layers == 0 && toks[0].layer.ops == &nr__dense_ops && isdigit((unsigned char)toks[0].text[0]) &&
-        (size_t)toks[0].layer.ints[0] == net->in_size)
+    if (!st && count && net->n_layers == 0 && toks[0].layer.ops == &nr__dense_ops &&
+        isdigit((unsigned char)toks[0].text[0]) && (size_t)toks[0].layer.ints[0] == net->in_size)
         from = 1;
     size_t last_weights = count;
     for (size_t i = from; i < count; i++)
         if (toks[i].weights)
             last_weights = i;
     for (size_t i = from; i < count && !st; i++) {
-        if ((st = nr__net_append(scratch, &toks[i].layer))) {
+        if ((st = plan_add(&pl, &toks[i].layer))) {
             /* The layer's own message does not know the token; name it. */
             nr__prefix(st, "layer %zu (line %d): '%s'", i + 1, toks[i].line, toks[i].text);
             break;
@@ -252,7 +299,7 @@ nr_status nr_net_add_spec(nr_net *net, const char *spec, nr_act default_act)
             continue;
         size_t j = i + 1;
         while (j < count && toks[j].layer.ops == &nr__batchnorm_ops) {
-            if ((st = nr__net_append(scratch, &toks[j].layer))) {
+            if ((st = plan_add(&pl, &toks[j].layer))) {
                 nr__prefix(st, "layer %zu (line %d): '%s'", j + 1, toks[j].line, toks[j].text);
                 break;
             }
@@ -263,13 +310,22 @@ nr_status nr_net_add_spec(nr_net *net, const char *spec, nr_act default_act)
             continue;
         nr_layer a = {.ops = nr__act_ops_for(default_act), .ints = {default_act},
                       .floats = {default_act == NR_ACT_LEAKY_RELU ? 0.01f : 0.0f}};
-        st = nr__net_append(scratch, &a);
+        st = plan_add(&pl, &a);
     }
-    if (!st && scratch->n_layers == first_new)
+    if (!st && pl.count == 0)
         st = nr__fail(NR_EINVAL, "the layer list '%s' adds no layer", spec);
-    for (size_t i = first_new; !st && i < scratch->n_layers; i++)
-        st = nr__net_append(net, &scratch->layers[i]);
-    nr_net_free(scratch);
+    /* Only memory can fail now; if it does, the network goes back to the layers it had (its buffers may
+     * have grown, and keep the old values). */
+    const size_t layers = net->n_layers, tensors = net->n_tensors, params = net->n_params;
+    for (size_t i = 0; !st && i < pl.count; i++)
+        if ((st = nr__net_append(net, &pl.layers[i])))
+            nr__prefix(st, "layer %zu of the network (%s)", net->n_layers + 1, pl.layers[i].ops->tag);
+    if (st && net->n_layers != layers) {
+        net->n_layers = layers;
+        net->n_tensors = tensors;
+        net->n_params = params;
+    }
+    free(pl.layers);
     free(toks);
     return st;
 }

@@ -63,7 +63,7 @@ static void backend(const char *name)
     }
     nr_rng r;
     nr_rng_seed(&r, 99);
-    const size_t sizes[] = {1, 2, 3, 7, 16, 17, 31, 33, 64, 100, 129};
+    const size_t sizes[] = {1, 2, 3, 7, 10, 12, 16, 17, 31, 33, 64, 100, 129};
     const size_t ns = sizeof sizes / sizeof sizes[0];
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {

@@ -4,6 +4,7 @@
 #include "neurite.h"
 
 #include <malloc.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,6 +171,42 @@ static void determinism(void)
     nr_set_gemm_backend("auto");
 }
 
+/* Backward adds to the gradients unless they were cleared: twice without clearing doubles them, and a
+ * cleared buffer reads as zeros until the next backward. */
+static void accumulation(void)
+{
+    nr_net *net = nr_net_new_image(6, 5, 2);
+    nr_net_add_spec(net, "conv3k3-bn-relu-flatten-7-4", NR_ACT_RELU);
+    nr_rng r;
+    nr_rng_seed(&r, 12);
+    nr_net_init(net, NR_INIT_AUTO, &r);
+    float x[3 * 60];
+    int32_t labels[3] = {0, 3, 1};
+    for (int i = 0; i < 180; i++)
+        x[i] = (float)nr_rng_normal(&r);
+    size_t np = nr_net_param_count(net);
+    float *once = malloc(np * sizeof *once);
+    nr_net_forward(net, x, 3, 1, NULL);
+    nr_net_loss(net, NR_LOSS_XENT, NULL, labels, NULL);
+    nr_net_zero_grad(net);
+    bool zeros = true;
+    for (size_t i = 0; i < np; i++)
+        zeros &= nr_net_grads(net)[i] == 0.0f;
+    CHECK(zeros, "after nr_net_zero_grad the gradients read as zeros");
+    nr_net_zero_grad(net);
+    CHECK_OK(nr_net_backward(net));
+    memcpy(once, nr_net_grads(net), np * sizeof *once);
+    CHECK_OK(nr_net_forward(net, x, 3, 1, NULL));
+    CHECK_OK(nr_net_loss(net, NR_LOSS_XENT, NULL, labels, NULL));
+    CHECK_OK(nr_net_backward(net));
+    bool doubled = true;
+    for (size_t i = 0; i < np; i++)
+        doubled &= nr_net_grads(net)[i] == 2.0f * once[i] || fabsf(nr_net_grads(net)[i] - 2.0f * once[i]) < 1e-6f;
+    CHECK(doubled, "a second backward without clearing adds the same gradient again");
+    free(once);
+    nr_net_free(net);
+}
+
 static void no_allocation_in_step(void)
 {
     nr_set_threads(2);
@@ -201,6 +238,7 @@ int main(void)
     errors();
     spec();
     determinism();
+    accumulation();
     no_allocation_in_step();
     return check_report("test_net");
 }
