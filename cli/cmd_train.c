@@ -173,7 +173,7 @@ int cmd_train(int argc, char **argv)
         {"augment", OPT_INT, &o.augment, 0, 8, "PIXELS", "images: random shifts of up to N pixels (digits 2, else 0)"},
         {"init", OPT_STRING, &o.init, 0, 0, "NAME", "auto normal xavier xavier-normal he he-normal (auto)"},
         {"seed", OPT_U64, &o.seed, 0, 1.8e19, "N", "seed for initial weights, shuffling, dropout (1)"},
-        {"threads", OPT_INT, &o.threads, 0, 256, "N", "threads (0: one per core); results do not depend on it"},
+        {"threads", OPT_INT, &o.threads, 0, 256, "N", "threads (0: one per core); results do not depend on it (except with NEURITE_GEMM=blas)"},
         {"limit", OPT_SIZE, &o.limit, 1, 1e12, "N", "train on the first N samples only"},
         {"out", OPT_STRING, &o.out, 0, 0, "MODEL", "save the trained model here"},
         {"log", OPT_STRING, &o.log, 0, 0, "FILE.csv", "write per-epoch metrics as CSV"},
@@ -341,7 +341,7 @@ int cmd_train(int argc, char **argv)
     printf("trained in %.1f s", cli_now() - t0);
     if (res.stopped)
         printf("; stopped early, keeping the weights of epoch %zu", res.best_epoch);
-    printf("\n");
+    printf("; weights checksum %08x\n", (unsigned)nr_net_checksum(net));
     if (test) {
         nr_eval ev;
         if ((st = nr_evaluate(net, test, &ev))) {

@@ -16,6 +16,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "accuracy, per-class precision and recall, and the confusion matrix of a model"},
     {"predict", cmd_predict, "the class and probabilities a model gives each row or image"},
     {"info", cmd_info, "the summary of a saved model or checkpoint"},
+    {"export", cmd_export, "a model as one dependency-free C file (weights + a predict function)"},
 };
 
 static void usage(FILE *f)

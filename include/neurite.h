@@ -270,6 +270,9 @@ nr_status nr_net_tensor(const nr_net *net, size_t index, nr_tensor_info *info);
 /* Finds a tensor by name; NR_EINVAL if there is none. */
 nr_status nr_net_find_tensor(const nr_net *net, const char *name, nr_tensor_info *info);
 
+/* A CRC-32 of every parameter's bits: two runs that should be identical print the same number. */
+uint32_t nr_net_checksum(const nr_net *net);
+
 /* The generator that layers with randomness (dropout) draw from during training; seed it for repeatable
  * runs (nr_rng_seed(nr_net_rng(net), seed)). */
 nr_rng *nr_net_rng(nr_net *net);
@@ -525,6 +528,12 @@ void nr_eval_free(nr_eval *eval);
 
 nr_status nr_model_save(const nr_net *net, const char *path);
 nr_status nr_model_load(const char *path, nr_net **out);
+
+/* Writes the network as one self-contained C99 file: its weights as constant arrays and a function
+ * `<prefix>_predict(x, out, work)` in plain loops, with the input scaling and the head built in, that needs
+ * neither neurite nor any allocation (for microcontrollers, or programs that must not link a library). Its
+ * results equal nr_net_predict's to float rounding. `prefix` must be a C identifier (NULL: "model"). */
+nr_status nr_model_export_c(const nr_net *net, FILE *out, const char *prefix);
 
 #ifdef __cplusplus
 }

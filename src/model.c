@@ -177,6 +177,28 @@ nr_status nr__model_write(const nr_net *net, const char *path, const nr__extra *
 
 nr_status nr_model_save(const nr_net *net, const char *path) { return nr__model_write(net, path, NULL); }
 
+uint32_t nr_net_checksum(const nr_net *net)
+{
+    if (!net || !net->n_params)
+        return 0;
+    /* Over the little-endian bytes, as in a model file, so the number is the same on every machine. */
+    if (nr__host_is_little_endian())
+        return nr__crc32(0, net->params, net->n_params * sizeof(float));
+    uint32_t crc = 0;
+    unsigned char chunk[4096];
+    for (size_t i = 0; i < net->n_params;) {
+        size_t m = net->n_params - i < sizeof chunk / 4 ? net->n_params - i : sizeof chunk / 4;
+        for (size_t j = 0; j < m; j++) {
+            uint32_t u;
+            memcpy(&u, &net->params[i + j], 4);
+            nr__put_u32le(chunk + 4 * j, u);
+        }
+        crc = nr__crc32(crc, chunk, 4 * m);
+        i += m;
+    }
+    return crc;
+}
+
 /* ---- reading ---- */
 
 bool nr__reader_fail(nr__reader *r, const char *fmt, ...)

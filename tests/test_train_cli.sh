@@ -31,6 +31,14 @@ if [ -r "$FASHION/train-images-idx3-ubyte.gz" ]; then
     "$N" train --data fashion --limit 1000 --epochs 3 --schedule const --quiet --resume "$TMP/c.ckpt" \
         --out "$TMP/b.nrm" >/dev/null 2>&1
     cmp -s "$TMP/a.nrm" "$TMP/b.nrm" && ok || bad "2 epochs + resume differs from 3 straight"
+    # the same seed gives the same weights at 1 and 2 threads, through every layer kind
+    for t in 1 2; do
+        "$N" train --data fashion --limit 600 --epochs 2 --threads $t --quiet --augment 1 \
+            --layers conv6k3-bn-pool2-conv8k3s2p0-avgpool2-drop0.2-fc16-leaky-fc10 >"$TMP/det$t.txt" 2>&1
+    done
+    sum1=$(sed -n 's/.*weights checksum \([0-9a-f]*\).*/\1/p' "$TMP/det1.txt")
+    sum2=$(sed -n 's/.*weights checksum \([0-9a-f]*\).*/\1/p' "$TMP/det2.txt")
+    [ -n "$sum1" ] && [ "$sum1" = "$sum2" ] && ok || bad "1 and 2 threads give different weights ($sum1 vs $sum2)"
     # Ctrl-C: a checkpoint at the next batch, one line saying how to resume, and the resume finishes
     "$N" train --data fashion --limit 20000 --epochs 50 --layers 784-256-10 --quiet --threads 1 \
         --out "$TMP/int.nrm" >"$TMP/int.out" 2>"$TMP/int.err" &
