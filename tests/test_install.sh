@@ -1,0 +1,38 @@
+#!/bin/sh
+# test_install.sh - `make install PREFIX=...` gives a header, both libraries, the command and a pkg-config
+# file with which a user's program builds (shared and static) and runs; the shared library exports only the
+# public nr_ API.
+NAME=test_install
+. "$(dirname "$0")/lib.sh"
+B=${1:-build}
+case "$B" in
+*san*)
+    echo "$NAME: the sanitizer build is not installed; checked in the plain build"
+    report
+    exit $?
+    ;;
+esac
+if make --no-print-directory install BUILD="$B" PREFIX="$TMP/prefix" >"$TMP/install.log" 2>&1; then ok; else
+    bad "make install failed: $(tail -3 "$TMP/install.log")"
+fi
+for f in include/neurite.h lib/libneurite.a lib/libneurite.so lib/libneurite.so.0 lib/pkgconfig/neurite.pc bin/neurite; do
+    [ -e "$TMP/prefix/$f" ] && ok || bad "$f was not installed"
+done
+export PKG_CONFIG_PATH="$TMP/prefix/lib/pkgconfig"
+if cc -std=c11 -Wall -Wextra -Werror examples/xor.c $(pkg-config --cflags --libs neurite) -o "$TMP/xor_shared" 2>"$TMP/cc.log"; then
+    ok
+    LD_LIBRARY_PATH="$TMP/prefix/lib" "$TMP/xor_shared" | grep -q "4 of 4 right" && ok || bad "the shared-library build does not run"
+else
+    bad "the example does not build against the shared library: $(cat "$TMP/cc.log")"
+fi
+if cc -std=c11 examples/xor.c $(pkg-config --cflags neurite) "$TMP/prefix/lib/libneurite.a" \
+    $(pkg-config --static --libs neurite | sed 's/-lneurite//') -o "$TMP/xor_static" 2>"$TMP/cc2.log"; then
+    ok
+    "$TMP/xor_static" | grep -q "4 of 4 right" && ok || bad "the static build does not run"
+else
+    bad "the example does not build against the static library: $(cat "$TMP/cc2.log")"
+fi
+others=$(nm -D --defined-only "$TMP/prefix/lib/libneurite.so" | awk '{print $3}' | grep -v '^nr_[a-z]' | head -3)
+[ -z "$others" ] && ok || bad "the shared library exports more than the API: $others"
+"$TMP/prefix/bin/neurite" version | grep -q "^neurite " && ok || bad "the installed command does not run"
+report
