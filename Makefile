@@ -104,7 +104,8 @@ test-run: $(TEST_BIN) $(HELPER_BIN) $(CLI) $(EX_BIN)
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
 
 test:
-	@$(MAKE) --no-print-directory test-run BUILD=build | tee build/test-plain.log; \
+	@mkdir -p build; \
+	$(MAKE) --no-print-directory test-run BUILD=build | tee build/test-plain.log; \
 	$(MAKE) --no-print-directory test-run BUILD=build/san SAN=1 OPT=-O1 | tee build/test-san.log; \
 	sh tests/total.sh build/test-plain.log build/test-san.log
 
@@ -158,7 +159,8 @@ bench-gemm: $(STATIC)
 # their own copy of the library (no BLAS). `make fuzz` runs each for FUZZ_SECONDS, growing a working corpus in
 # build/fuzz/corpus/<target> from the committed seeds in fuzz/corpus/<target>; a crash stops it with a non-zero
 # status and leaves the input in build/fuzz/artifacts/<target>/. `make fuzz-smoke` runs each for a few seconds
-# from the seeds alone (CI). `make fuzz-seeds` regenerates fuzz/corpus from fuzz/seeds.c.
+# from the seeds alone (CI). `make fuzz-seeds` rewrites the seeds in fuzz/corpus from fuzz/seeds.c; `make
+# fuzz-merge` adds what the long runs found there, minimised.
 FUZZ_CC       ?= clang
 FUZZ_SECONDS  ?= 60
 FUZZ_SMOKE_SECONDS ?= 6
@@ -204,7 +206,8 @@ $(FUZZ_DIR)/seeds: fuzz/seeds.c $(STATIC)
 # The regression test runs the targets' code on the inputs that once crashed them.
 $(BUILD)/tests/test_fuzz_regress.o: $(wildcard fuzz/*.c fuzz/*.h)
 
-.PHONY: fuzz fuzz-build fuzz-smoke fuzz-seeds $(FUZZ_TARGETS:%=fuzz-run-%) $(FUZZ_TARGETS:%=fuzz-smoke-%)
+.PHONY: fuzz fuzz-build fuzz-smoke fuzz-seeds fuzz-merge $(FUZZ_TARGETS:%=fuzz-run-%) $(FUZZ_TARGETS:%=fuzz-smoke-%) \
+        $(FUZZ_TARGETS:%=fuzz-merge-%)
 fuzz-build: $(FUZZ_BIN)
 
 # make -j2 fuzz runs two targets at once.
@@ -231,7 +234,16 @@ $(FUZZ_TARGETS:%=fuzz-smoke-%): fuzz-smoke-%: $(FUZZ_DIR)/fuzz_%
 	    echo "fuzz-smoke: fuzz_$* crashed; the input is in $(FUZZ_DIR)/artifacts/$*/"; exit 1; }
 	@echo "fuzz-smoke: fuzz_$* $$(grep -Eo 'stat::number_of_executed_units: [0-9]+' $(FUZZ_DIR)/smoke-$*.log | grep -Eo '[0-9]+$$') runs, no crash"
 
+# Rewrites the seed files (the inputs merged in from long runs, named by their hash, stay).
 fuzz-seeds: $(FUZZ_DIR)/seeds
-	rm -rf fuzz/corpus
 	$(FUZZ_DIR)/seeds
+
+# Adds to fuzz/corpus/<target> the inputs of the working corpus that reach code the committed ones do not.
+fuzz-merge: $(FUZZ_TARGETS:%=fuzz-merge-%)
+
+$(FUZZ_TARGETS:%=fuzz-merge-%): fuzz-merge-%: $(FUZZ_DIR)/fuzz_%
+	@mkdir -p $(FUZZ_DIR)/corpus/$*
+	@$(FUZZ_NICE) $(FUZZ_DIR)/fuzz_$* -merge=1 $(FUZZ_RUN_OPTS) $(FUZZ_OPTS_$*) fuzz/corpus/$* $(FUZZ_DIR)/corpus/$* \
+	    >$(FUZZ_DIR)/merge-$*.log 2>&1 || { tail -20 $(FUZZ_DIR)/merge-$*.log; exit 1; }
+	@echo "fuzz-merge: fuzz/corpus/$*: $$(ls fuzz/corpus/$* | wc -l) inputs, $$(du -sk fuzz/corpus/$* | cut -f1) KB"
 # ==== end of fuzzing ========================================================================================

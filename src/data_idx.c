@@ -34,6 +34,7 @@ typedef struct reader {
     gzFile gz;
 #endif
     bool compressed;
+    bool cut;           /* gzip: the compressed data ended before its stream did (zlib's Z_BUF_ERROR) */
     size_t file_bytes;  /* length on disk */
     size_t pos;
 } reader;
@@ -98,19 +99,28 @@ static nr_status reader_read(reader *r, void *buf, size_t len, size_t *got)
             int n = gzread(r->gz, dst + *got, (unsigned)want);
             int code;
             const char *why = gzerror(r->gz, &code);
+            if (n > 0)
+                *got += (size_t)n;
+            /* A cut stream (Z_BUF_ERROR) still hands over what it holds: read_header or read_body finds the data
+             * short and says where it ends, or (cut in the gzip trailer) that the stream's end is missing. zlib
+             * reads ahead, so a corruption is only known to lie after the bytes delivered so far. */
+            if (code == Z_BUF_ERROR) {
+                r->cut = true;
+                if (n <= 0)
+                    break;
+                continue;
+            }
             if (n < 0 || code != Z_OK) {
                 /* zlib puts the path in front of its message; ours already names the file. */
                 size_t plen = strlen(r->path);
                 if (strncmp(why, r->path, plen) == 0 && strncmp(why + plen, ": ", 2) == 0)
                     why += plen + 2;
                 size_t at = r->pos + *got;
-                if (code == Z_BUF_ERROR)
-                    return nr__fail(NR_EFORMAT, "%s: truncated gzip file: the data ends after %zu uncompressed "
-                                                "bytes", r->path, at + (n > 0 ? (size_t)n : 0));
-                return nr__fail(NR_EFORMAT, "%s: corrupt gzip data between uncompressed bytes %zu and %zu: %s",
-                                r->path, at, at + want, why);
+                if (at == 0)
+                    return nr__fail(NR_EFORMAT, "%s: corrupt gzip data: %s", r->path, why);
+                return nr__fail(NR_EFORMAT, "%s: corrupt gzip data after uncompressed byte %zu: %s", r->path, at,
+                                why);
             }
-            *got += (size_t)n;
             if (n == 0)
                 break;
         }
@@ -226,13 +236,17 @@ static nr_status read_body(reader *r, const char *what, const idx_header *h, voi
     if (got < h->data_bytes)
         return nr__fail(NR_EFORMAT, "%s: truncated: the header promises %zu bytes of %s after byte %zu, but the "
                                     "data ends at byte %zu%s", r->path, h->data_bytes, what, h->header_bytes,
-                        r->pos, r->compressed ? " (uncompressed)" : "");
+                        r->pos, r->cut ? " (uncompressed; the gzip file is cut short)"
+                                       : r->compressed ? " (uncompressed)" : "");
     unsigned char extra;
     if ((st = reader_read(r, &extra, 1, &got)))
         return st;
     if (got)
         return nr__fail(NR_EFORMAT, "%s: unexpected bytes after the %s, from byte %zu%s", r->path, what,
                         h->header_bytes + h->data_bytes, r->compressed ? " (uncompressed)" : "");
+    if (r->cut)
+        return nr__fail(NR_EFORMAT, "%s: truncated gzip file: the %s are all there, but the end of the gzip "
+                                    "stream (its checksum) is missing", r->path, what);
     return NR_OK;
 }
 

@@ -81,16 +81,17 @@ nr_status nr__read_file(const char *path, size_t max_bytes, unsigned char **data
             buf = nb;
             cap = ncap;
         }
+        errno = 0;
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
         if (got == 0)
             break;
     }
-    int err = ferror(f);
+    int err = ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
     if (err) {
         free(buf);
-        return nr__fail(NR_EIO, "%s: read error", path);
+        return nr__fail(NR_EIO, "%s: cannot read: %s", path, strerror(err));
     }
     *data = buf;
     *len = n;

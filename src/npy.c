@@ -156,6 +156,13 @@ nr_status nr_npy_load(const char *path, nr_tensor **out)
     char *header = NULL;
     nr_tensor *t = NULL;
     unsigned char pre[12];
+    /* The data's length is checked against the file's before memory is allocated for it. The length of a pipe
+     * or a device cannot be known in advance, and trusting the header there would let it ask for any amount. */
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        st = nr__fail(NR_EIO, "%s: not a regular file", path);
+        goto done;
+    }
     if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
         st = nr__fail(NR_EFORMAT, "%s: not a .npy file (bad magic)", path);
         goto done;
@@ -230,14 +237,7 @@ nr_status nr_npy_load(const char *path, nr_tensor **out)
         }
     }
     bytes = count * item;
-    /* Check the data's length against the file before allocating for it. The length of a pipe or a device
-     * cannot be known in advance, and trusting the header there would let it ask for any amount of memory. */
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        st = nr__fail(NR_EIO, "%s: not a regular file (a .npy file's length is checked against its header "
-                              "before its data is read)", path);
-        goto done;
-    }
+    /* The data's length against the file's, before allocating for it. */
     size_t have = (size_t)sb.st_size > hstart + hlen ? (size_t)sb.st_size - hstart - hlen : 0;
     if (have < bytes) {
         st = nr__fail(NR_EFORMAT, "%s: truncated: the header promises %zu values (%zu bytes) but %zu bytes "
