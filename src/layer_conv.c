@@ -18,8 +18,10 @@
  * instead of nr_net_new_image). */
 #include "internal.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 enum { GRAIN = 16384, BLOCK = 8 };  /* GRAIN: floats moved per parallel chunk at least */
 
@@ -65,6 +67,56 @@ static bool pointwise(const conv_geom *g) { return g->k == 1 && g->s == 1 && g->
 static bool fused_bias(const nr_layer *l, const conv_geom *g)
 {
     return l->ints[4] && !pointwise(g) && l->tensor_offset[1] == l->tensor_offset[0] + g->row * g->cout;
+}
+
+/* ---- the choice of algorithm ----
+ * Derived from the geometry alone (never stored: a model file holds only the configuration), so the same
+ * layer always takes the same path and plans the same scratch. */
+
+typedef enum conv_algo { ALGO_IM2COL = 0, ALGO_WINOGRAD } conv_algo;
+
+/* Winograd needs enough input channels to make its products worth their transforms: a 28x28 image to 32
+ * channels ran faster with im2col up to 6 input channels and slower from 8 (docs/conv.md). */
+enum { WINO_MIN_CIN = 8 };
+
+/* NEURITE_CONV, read once: "im2col" forces the reference path everywhere, "winograd", "winograd2" or
+ * "winograd4" force Winograd (and its tile) wherever it applies, anything else (or nothing) is the default
+ * choice. For checking one path against another; it never changes between planning and running. */
+enum { FORCE_UNSET = -1, FORCE_NONE, FORCE_IM2COL, FORCE_WINO, FORCE_WINO2, FORCE_WINO4 };
+static _Atomic int forced = FORCE_UNSET;
+
+static int force(void)
+{
+    int f = atomic_load_explicit(&forced, memory_order_relaxed);
+    if (f == FORCE_UNSET) {
+        const char *e = getenv("NEURITE_CONV");
+        f = !e ? FORCE_NONE
+            : strcmp(e, "im2col") == 0    ? FORCE_IM2COL
+            : strcmp(e, "winograd") == 0  ? FORCE_WINO
+            : strcmp(e, "winograd2") == 0 ? FORCE_WINO2
+            : strcmp(e, "winograd4") == 0 ? FORCE_WINO4
+                                          : FORCE_NONE;
+        atomic_store_explicit(&forced, f, memory_order_relaxed);
+    }
+    return f;
+}
+
+static conv_algo algo(const conv_geom *g)
+{
+    const int f = force();
+    const bool wino_ok = g->k == 3 && g->s == 1;
+    if (f == FORCE_IM2COL || !wino_ok)
+        return ALGO_IM2COL;
+    if (f >= FORCE_WINO || g->cin >= WINO_MIN_CIN)
+        return ALGO_WINOGRAD;
+    return ALGO_IM2COL;
+}
+
+static nr__wino_shape wino_shape(const conv_geom *g)
+{
+    const int f = force();
+    return (nr__wino_shape){g->h, g->w, g->cin, g->oh, g->ow, g->cout, g->pad,
+                            f == FORCE_WINO2 ? 2 : f == FORCE_WINO4 ? 4 : 0};
 }
 
 /* The geometry with col's row stride as forward and backward use it. */
@@ -121,6 +173,10 @@ static nr_status conv_setup(nr_layer *l)
 static size_t conv_scratch(const nr_layer *l, size_t n)
 {
     conv_geom g = geom(l);
+    if (algo(&g) == ALGO_WINOGRAD) {
+        const nr__wino_shape ws = wino_shape(&g);
+        return nr__wino_scratch(&ws, n);
+    }
     if (pointwise(&g))
         return 0;
     /* Room for the bias column whenever there is a bias; per <= NR_MAX_FLOATS: checked in setup. */
@@ -301,6 +357,11 @@ static void conv_forward(nr_layer *l, const nr_pass *p, const float *x, float *y
     const conv_geom g = geom_for_pass(l);
     const size_t rows = n * g.oh * g.ow;
     const float *w = p->params + l->tensor_offset[0];
+    if (algo(&g) == ALGO_WINOGRAD) {
+        const nr__wino_shape ws = wino_shape(&g);
+        nr__wino_forward(&ws, w, l->ints[4] ? p->params + l->tensor_offset[1] : NULL, x, y, n, l->scratch);
+        return;
+    }
     const float *col = x;
     if (!pointwise(&g)) {
         conv_job j = {.g = g, .x = x, .col = l->scratch};
@@ -330,6 +391,12 @@ static void conv_backward(nr_layer *l, const nr_pass *p, const float *x, const f
     const size_t rows = n * g.oh * g.ow;
     const float *w = p->params + l->tensor_offset[0];
     float *dw = p->grads + l->tensor_offset[0];
+    if (algo(&g) == ALGO_WINOGRAD) {
+        const nr__wino_shape ws = wino_shape(&g);
+        nr__wino_backward(&ws, w, x, dy, dx, dw, l->ints[4] ? p->grads + l->tensor_offset[1] : NULL, p->overwrite,
+                          n, l->scratch);
+        return;
+    }
     const bool direct = pointwise(&g);
     /* The forward pass left col in scratch (or col is x). */
     float *col = direct ? NULL : l->scratch;

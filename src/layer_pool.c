@@ -66,52 +66,48 @@ typedef struct pool_job {
     uint32_t *arg;
 } pool_job;
 
-/* One window of one output pixel, for cnt channels starting at element `first` of the image (the window's
- * top-left pixel, plus the first channel). Called with cnt = BLOCK for all but the last channels: GCC at -O2
- * vectorises a loop only when it knows the trip count, and then the running maxima stay in registers for the
- * whole window. */
-static inline void max_window(const pool_geom *g, const float *src, size_t first, size_t cnt, float *restrict out,
+/* One output pixel: the max over its window for all channels at once. In HWC a pixel's channels are
+ * contiguous, so the channel loop is the vector loop (restrict and branch-free selects let it vectorise);
+ * a NaN wins and then stays, ties keep the first. */
+static inline void max_window(const pool_geom *g, const float *restrict src, size_t first, float *restrict out,
                               uint32_t *restrict arg)
 {
-    float best[BLOCK];
-    uint32_t win[BLOCK];
-    for (size_t c = 0; c < cnt; c++) {
-        best[c] = src[first + c];
-        win[c] = (uint32_t)(first + c);
+    const size_t C = g->c;
+    for (size_t c = 0; c < C; c++) {
+        out[c] = src[first + c];
+        arg[c] = (uint32_t)(first + c);
     }
     for (size_t ki = 0; ki < g->k; ki++)
         for (size_t kj = ki ? 0 : 1; kj < g->k; kj++) {
-            const size_t at = first + (ki * g->w + kj) * g->c;
-            for (size_t c = 0; c < cnt; c++) {
-                /* Branch-free (| and &, not || and &&), so it vectorises; a NaN wins and then stays. */
-                const float cand = src[at + c];
-                const bool take = (cand > best[c]) | ((cand != cand) & (best[c] == best[c]));
-                best[c] = take ? cand : best[c];
-                win[c] = take ? (uint32_t)(at + c) : win[c];
+            const size_t at = first + (ki * g->w + kj) * C;
+            const float *restrict v = src + at;
+            for (size_t c = 0; c < C; c++) {
+                const float cand = v[c], cur = out[c];
+                const bool take = (cand > cur) | ((cand != cand) & (cur == cur));
+                out[c] = take ? cand : cur;
+                arg[c] = take ? (uint32_t)(at + c) : arg[c];
             }
         }
-    for (size_t c = 0; c < cnt; c++) {
-        out[c] = best[c];
-        arg[c] = win[c];
-    }
 }
 
-static inline void sum_window(const pool_geom *g, const float *src, size_t first, size_t cnt, float inv,
+static inline void sum_window(const pool_geom *g, const float *restrict src, size_t first, float inv,
                               float *restrict out)
 {
-    float sum[BLOCK] = {0};
+    const size_t C = g->c;
+    for (size_t c = 0; c < C; c++)
+        out[c] = 0.0f;
     for (size_t ki = 0; ki < g->k; ki++)
         for (size_t kj = 0; kj < g->k; kj++) {
-            const float *v = src + first + (ki * g->w + kj) * g->c;
-            for (size_t c = 0; c < cnt; c++)
-                sum[c] += v[c];
+            const float *restrict v = src + first + (ki * g->w + kj) * C;
+            for (size_t c = 0; c < C; c++)
+                out[c] += v[c];
         }
-    for (size_t c = 0; c < cnt; c++)
-        out[c] = sum[c] * inv;
+    for (size_t c = 0; c < C; c++)
+        out[c] *= inv;
 }
 
 /* Items are output rows (image, oy). */
-static void pool_forward_range(void *ctx, size_t b, size_t e)
+NR_SIMD_CLONES static void pool_forward_range(void *ctx, size_t b, size_t e)
 {
     const pool_job *j = ctx;
     const pool_geom g = j->g;
@@ -121,18 +117,10 @@ static void pool_forward_range(void *ctx, size_t b, size_t e)
         const float *src = j->x + img * g.h * g.w * g.c;
         for (size_t ox = 0; ox < g.ow; ox++) {
             const size_t first = (oy * g.s * g.w + ox * g.s) * g.c, o = (item * g.ow + ox) * g.c;
-            size_t c0 = 0;
-            if (j->arg) {
-                for (; c0 + BLOCK <= g.c; c0 += BLOCK)
-                    max_window(&g, src, first + c0, BLOCK, j->y + o + c0, j->arg + o + c0);
-                if (c0 < g.c)
-                    max_window(&g, src, first + c0, g.c - c0, j->y + o + c0, j->arg + o + c0);
-            } else {
-                for (; c0 + BLOCK <= g.c; c0 += BLOCK)
-                    sum_window(&g, src, first + c0, BLOCK, inv, j->y + o + c0);
-                if (c0 < g.c)
-                    sum_window(&g, src, first + c0, g.c - c0, inv, j->y + o + c0);
-            }
+            if (j->arg)
+                max_window(&g, src, first, j->y + o, j->arg + o);
+            else
+                sum_window(&g, src, first, inv, j->y + o);
         }
     }
 }

@@ -38,8 +38,9 @@ def close(case, what, got, want):
     return err
 
 
-def run_helper(exe, tmp, shape, spec, x, dy=None, sets=(), train=True):
-    """Runs neurite on x (n, h, w, c); returns the files it wrote as a dict of arrays, or None."""
+def run_helper(exe, tmp, shape, spec, x, dy=None, sets=(), train=True, algo=None):
+    """Runs neurite on x (n, h, w, c); returns the files it wrote as a dict of arrays, or None. algo sets
+    NEURITE_CONV (the convolution algorithm: "im2col" forces the reference path)."""
     out = tempfile.mkdtemp(dir=tmp)
     np.save(os.path.join(out, "in_x.npy"), x.astype(np.float32))
     cmd = [exe, "--shape", "%d,%d,%d" % shape, "--spec", spec, "--x", os.path.join(out, "in_x.npy"),
@@ -53,7 +54,11 @@ def run_helper(exe, tmp, shape, spec, x, dy=None, sets=(), train=True):
         cmd += ["--set", name + "=" + path]
     if not train:
         cmd.append("--eval")
-    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = dict(os.environ)
+    env.pop("NEURITE_CONV", None)
+    if algo:
+        env["NEURITE_CONV"] = algo
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     check(r.returncode == 0, "helper_layer %s exited %d: %s" % (spec, r.returncode, r.stderr.strip()))
     if r.returncode != 0:
         return None
@@ -73,9 +78,20 @@ def conv_cases(torch, F, exe, tmp, rng):
     # n, h, w, cin, cout, kernel, stride, pad, bias
     cases = [(2, 8, 8, 1, 4, 3, 1, 1, True), (3, 7, 5, 3, 2, 3, 2, 1, True), (2, 9, 6, 2, 3, 5, 3, 2, False),
              (1, 6, 7, 4, 5, 2, 2, 0, True), (2, 5, 5, 3, 6, 1, 1, 0, True), (2, 10, 7, 3, 4, 4, 3, 1, True),
-             (4, 14, 14, 8, 16, 3, 1, 1, True)]
-    for n, h, w, cin, cout, k, s, p, bias in cases:
-        case = "conv n=%d %dx%dx%d->%d k%d s%d p%d bias=%d" % (n, h, w, cin, cout, k, s, p, bias)
+             (4, 14, 14, 8, 16, 3, 1, 1, True),
+             # 3x3 stride 1 with 8 or more input channels: Winograd (src/conv_winograd.c) by default, 4x4 tiles
+             # but on small images or past 128 channels. Each padding, odd sides, channel counts off its 16-lane
+             # vectors, several chunks and groups of tiles.
+             (2, 7, 9, 8, 5, 3, 1, 0, True), (1, 6, 5, 9, 6, 3, 1, 2, True), (3, 9, 9, 37, 21, 3, 1, 1, True),
+             (4, 20, 20, 24, 40, 3, 1, 1, False), (8, 14, 14, 32, 64, 3, 1, 1, True), (3, 28, 28, 1, 32, 3, 1, 1, True),
+             (2, 6, 6, 8, 5, 3, 1, 1, True), (2, 5, 6, 130, 12, 3, 1, 1, True), (2, 7, 9, 3, 5, 3, 1, 0, True)]
+    # Every case through the default choice of algorithm and through im2col (the reference path); the 3x3
+    # stride-1 ones also with each Winograd tile forced.
+    runs = [(c, a) for c in cases for a in (None, "im2col")]
+    runs += [(c, a) for c in cases if c[5] == 3 and c[6] == 1 for a in ("winograd2", "winograd4")]
+    for (n, h, w, cin, cout, k, s, p, bias), algo in runs:
+        case = "conv n=%d %dx%dx%d->%d k%d s%d p%d bias=%d%s" % (n, h, w, cin, cout, k, s, p, bias,
+                                                                 " (%s)" % algo if algo else "")
         spec = "conv%dk%ds%dp%d" % (cout, k, s, p)
         x = rng.standard_normal((n, h, w, cin)).astype(np.float32)
         wt = (rng.standard_normal((k, k, cin, cout)) / np.sqrt(k * k * cin)).astype(np.float32)
@@ -84,7 +100,7 @@ def conv_cases(torch, F, exe, tmp, rng):
         dy = rng.standard_normal((n, oh, ow, cout)).astype(np.float32)
         # The layer list always gives a bias; "no bias" is a zero one here (test_grad_image covers bias=0).
         sets = [("conv2d0.w", wt), ("conv2d0.b", b if bias else np.zeros(cout, np.float32))]
-        got = run_helper(exe, tmp, (h, w, cin), spec, x, dy, sets)
+        got = run_helper(exe, tmp, (h, w, cin), spec, x, dy, sets, algo=algo)
         if got is None:
             continue
         xt = torch.tensor(nchw(x), dtype=torch.float64, requires_grad=True)

@@ -82,6 +82,47 @@ static void conv_grads(void)
     nr_net_free(net);
 }
 
+/* 3x3 stride-1 convolutions with at least 8 input channels run through Winograd (src/conv_winograd.c): 4x4
+ * tiles, or 2x2 on tiny outputs (6 x 6 or less, or one row) and past 128 channels. Every padding it takes, odd
+ * sides (tiles hanging over the edge), batch 1, channel counts that are not multiples of its 16-channel
+ * vectors, and batches whose tiles fill several chunks and groups (its unit of work and of partial sums)
+ * with chunks that end inside an image. A convolution is linear and SSE quadratic, so central differences
+ * are exact but for rounding at any step: a wide one keeps 4x4 tiles' rounding (about ten times 2x2's) out of
+ * the differences. */
+static void winograd_grads(void)
+{
+    static const conv_case cases[] = {
+        {5, 7, 8, 4, 3, 1, 0, 1, 2},    /* 4x4, no padding, odd sides */
+        {5, 7, 9, 4, 3, 1, 2, 1, 1},    /* 4x4, padding 2: dx reads dy unpadded; batch 1 */
+        {6, 6, 8, 3, 3, 1, 1, 0, 1},    /* 2x2 (6 x 6 output), no bias, batch 1 */
+        {2, 1, 10, 2, 3, 1, 1, 1, 2},   /* 2x2, one pixel wide */
+        {4, 3, 37, 21, 3, 1, 1, 1, 2},  /* 37 and 21 channels: two vectors and a remainder, one and a remainder */
+        {3, 9, 20, 18, 3, 1, 1, 0, 3},
+        {4, 5, 130, 3, 3, 1, 1, 1, 1},  /* 2x2: 130 channels */
+        {40, 40, 8, 3, 3, 1, 1, 1, 5},  /* 4x4, 500 tiles: chunks of 420, the first ending inside the fifth image */
+        {23, 21, 8, 3, 3, 1, 0, 1, 5},  /* 5 images of 30 tiles, padding 0 */
+        {9, 10, 16, 16, 3, 1, 1, 1, 40}, /* 40 images of 9 tiles, chunks of 144: three chunks and groups */
+    };
+    const gradcheck_opts wide = {NR_LOSS_SSE, 5e-2, 3e-3, 1e-3, 200};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const conv_case *c = &cases[i];
+        char name[96];
+        snprintf(name, sizeof name, "winograd %zux%zux%zu f%zu p%zu bias=%d n=%zu", c->h, c->w, c->cin, c->filters,
+                 c->pad, c->bias, c->n);
+        nr_net *net = image(c->h, c->w, c->cin);
+        CHECK_OK(nr_net_conv2d(net, c->filters, c->kernel, c->stride, c->pad, c->bias));
+        gradcheck(name, net, c->n, wide, 1200 + i);
+        nr_net_free(net);
+    }
+    /* Winograd into Winograd: the second layer's dx is the first one's dy. tanh is curved, so the step stays
+     * small, and the tolerance is a little wider for the 4x4 tiles' rounding in the differences. */
+    nr_net *net = image(9, 8, 8);
+    CHECK_OK(nr_net_add_spec(net, "conv9k3-tanh-conv4k3p0", NR_ACT_IDENTITY));
+    const gradcheck_opts curved = {NR_LOSS_SSE, 1e-2, 5e-3, 1e-3, 200};
+    gradcheck("winograd k3p1 then tanh then winograd k3p0", net, 2, curved, 1250);
+    nr_net_free(net);
+}
+
 typedef struct pool_case {
     size_t h, w, c, size, stride, n;
 } pool_case;
@@ -192,8 +233,13 @@ static double direct_conv(const float *x, const float *w, const float *b, size_t
 
 static void conv_forward_reference(void)
 {
-    static const conv_case cases[] = {{6, 9, 3, 5, 3, 2, 1, 1, 2}, {7, 5, 2, 4, 2, 1, 1, 0, 3},
-                                      {5, 5, 4, 3, 1, 2, 0, 1, 2}, {10, 8, 1, 6, 5, 3, 2, 1, 2}};
+    static const conv_case cases[] = {{6, 9, 3, 5, 3, 2, 1, 1, 2},   {7, 5, 2, 4, 2, 1, 1, 0, 3},
+                                      {5, 5, 4, 3, 1, 2, 0, 1, 2},   {10, 8, 1, 6, 5, 3, 2, 1, 2},
+                                      /* Winograd: each padding, odd sides, many channels, several chunks */
+                                      {7, 9, 8, 5, 3, 1, 1, 1, 2},   {7, 9, 8, 5, 3, 1, 0, 0, 1},
+                                      {6, 5, 8, 5, 3, 1, 2, 1, 2},   {5, 6, 33, 40, 3, 1, 1, 1, 2},
+                                      {28, 28, 8, 8, 3, 1, 1, 1, 3}, {1, 1, 1, 1, 1, 1, 0, 1, 1},
+                                      {6, 6, 8, 5, 3, 1, 1, 1, 2},   {4, 6, 140, 9, 3, 1, 1, 0, 2}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const conv_case *c = &cases[i];
         nr_net *net = image(c->h, c->w, c->cin);
@@ -241,6 +287,94 @@ static void conv_forward_reference(void)
                     }
         CHECK(worst <= 1, "conv case %zu: forward differs from the direct loops (ratio %.3g)", i, worst);
         free(x);
+        nr_net_free(net);
+    }
+}
+
+/* The backward pass against direct loops in double: dx, dW and db for the dy the loss hands back, to 1e-5 of
+ * each result's largest magnitude (float rounding of sums of a few hundred products is ~1e-6 of it). The 3x3
+ * stride-1 cases take the Winograd path, the others im2col. */
+static void conv_backward_reference(void)
+{
+    static const conv_case cases[] = {
+        {6, 9, 8, 5, 3, 1, 1, 1, 2},    {7, 5, 20, 17, 3, 1, 0, 1, 3}, {5, 8, 9, 3, 3, 1, 2, 0, 1},
+        {30, 30, 8, 3, 3, 1, 1, 1, 3},  {14, 14, 32, 64, 3, 1, 1, 1, 4}, /* the CNN's second layer, 4 images */
+        {6, 6, 8, 5, 3, 1, 1, 1, 2},    {5, 4, 130, 7, 3, 1, 1, 1, 2},   /* 2x2 tiles: small, many channels */
+        {6, 9, 3, 5, 3, 2, 1, 1, 2},    {7, 6, 2, 4, 2, 1, 0, 1, 2},   /* im2col */
+        {6, 9, 3, 5, 3, 1, 1, 1, 2},    {28, 28, 1, 32, 3, 1, 1, 1, 2}, /* im2col: 3x3 with few channels */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const conv_case *c = &cases[i];
+        nr_net *net = image(c->h, c->w, c->cin);
+        CHECK_OK(nr_net_conv2d(net, c->filters, c->kernel, c->stride, c->pad, c->bias));
+        nr_rng r;
+        nr_rng_seed(&r, 7400 + i);
+        nr_net_init(net, NR_INIT_HE_NORMAL, &r);
+        nr_tensor_info wi, bi;
+        CHECK_OK(nr_net_find_tensor(net, "conv2d0.w", &wi));
+        float *params = nr_net_params(net);
+        if (c->bias) {
+            CHECK_OK(nr_net_find_tensor(net, "conv2d0.b", &bi));
+            for (size_t j = 0; j < bi.size; j++)
+                params[bi.offset + j] = (float)nr_rng_normal(&r);
+        }
+        const size_t in = nr_net_input_size(net), out = nr_net_output_size(net), k = c->kernel;
+        const size_t oh = (c->h + 2 * c->pad - k) / c->stride + 1, ow = (c->w + 2 * c->pad - k) / c->stride + 1;
+        float *x = malloc(c->n * in * sizeof *x), *t = malloc(c->n * out * sizeof *t);
+        double *dx = calloc(c->n * in, sizeof *dx), *dw = calloc(wi.size, sizeof *dw), *db = calloc(c->filters, sizeof *db);
+        fill(x, c->n * in, 7500 + i);
+        fill(t, c->n * out, 7600 + i);
+        nr_net_want_input_grad(net, 1);
+        CHECK_OK(nr_net_forward(net, x, c->n, 1, NULL));
+        CHECK_OK(nr_net_loss(net, NR_LOSS_SSE, t, NULL, NULL));
+        nr_net_zero_grad(net);
+        CHECK_OK(nr_net_backward(net));
+        const float *dy = nr_net_layer_grad(net, 0), *w = params + wi.offset;
+        for (size_t s = 0; s < c->n; s++)
+            for (size_t oy = 0; oy < oh; oy++)
+                for (size_t ox = 0; ox < ow; ox++)
+                    for (size_t ki = 0; ki < k; ki++)
+                        for (size_t kj = 0; kj < k; kj++) {
+                            long iy = (long)(oy * c->stride + ki) - (long)c->pad, ix = (long)(ox * c->stride + kj) - (long)c->pad;
+                            if (iy < 0 || ix < 0 || iy >= (long)c->h || ix >= (long)c->w)
+                                continue;
+                            const float *g = dy + s * out + (oy * ow + ox) * c->filters;
+                            const size_t px = s * in + ((size_t)iy * c->w + (size_t)ix) * c->cin;
+                            for (size_t ci = 0; ci < c->cin; ci++)
+                                for (size_t f = 0; f < c->filters; f++) {
+                                    const size_t wix = ((ki * k + kj) * c->cin + ci) * c->filters + f;
+                                    dx[px + ci] += (double)g[f] * w[wix];
+                                    dw[wix] += (double)g[f] * x[px + ci];
+                                }
+                        }
+        for (size_t j = 0; j < c->n * oh * ow; j++)
+            for (size_t f = 0; f < c->filters; f++)
+                db[f] += dy[j * c->filters + f];
+        const float *gx = nr_net_input_grad(net), *grads = nr_net_grads(net);
+        const struct {
+            const char *what;
+            const double *want;
+            const float *got;
+            size_t count;
+        } parts[] = {{"dx", dx, gx, c->n * in}, {"dW", dw, grads + wi.offset, wi.size},
+                     {"db", db, c->bias ? grads + bi.offset : NULL, c->filters}};
+        for (size_t p = 0; p < 3; p++) {
+            if (!parts[p].got)
+                continue;
+            double scale = 1e-3, worst = 0;
+            for (size_t j = 0; j < parts[p].count; j++)
+                scale = fmax(scale, fabs(parts[p].want[j]));
+            for (size_t j = 0; j < parts[p].count; j++)
+                worst = fmax(worst, fabs(parts[p].got[j] - parts[p].want[j]) / scale);
+            CHECK(worst <= 1e-5, "conv backward case %zu (%zux%zux%zu f%zu k%zu s%zu p%zu n%zu): %s differs from the "
+                  "direct loops by %.3g of its scale", i, c->h, c->w, c->cin, c->filters, k, c->stride, c->pad, c->n,
+                  parts[p].what, worst);
+        }
+        free(x);
+        free(t);
+        free(dx);
+        free(dw);
+        free(db);
         nr_net_free(net);
     }
 }
@@ -528,6 +662,37 @@ static float *cnn_grads(int threads, size_t *count)
     return copy;
 }
 
+/* Winograd with several groups of chunks (its partial sums): conv12k3 on 30x30x8 has 64 tiles of 4x4 per
+ * image, and 5 images fill 2 chunks of 228; conv20k3 on 12 channels 3 chunks of 144. */
+static float *winograd_grads_at(int threads, size_t *count)
+{
+    nr_set_threads(threads);
+    nr_net *net = image(30, 30, 8);
+    nr_net_add_spec(net, "conv12k3-relu-conv20k3-relu-avgpool3-fc4", NR_ACT_IDENTITY);
+    nr_rng r;
+    nr_rng_seed(&r, 21);
+    nr_net_init(net, NR_INIT_AUTO, &r);
+    enum { N = 5 };
+    size_t in = nr_net_input_size(net);
+    float *x = malloc(N * in * sizeof *x);
+    int32_t labels[N];
+    fill(x, N * in, 22);
+    for (int i = 0; i < N; i++)
+        labels[i] = i % 4;
+    nr_net_want_input_grad(net, 1);
+    nr_net_forward(net, x, N, 1, NULL);
+    nr_net_loss(net, NR_LOSS_XENT, NULL, labels, NULL);
+    nr_net_zero_grad(net);
+    nr_net_backward(net);
+    *count = nr_net_param_count(net) + N * in;
+    float *copy = malloc(*count * sizeof *copy);
+    memcpy(copy, nr_net_grads(net), nr_net_param_count(net) * sizeof *copy);
+    memcpy(copy + nr_net_param_count(net), nr_net_input_grad(net), N * in * sizeof *copy);
+    free(x);
+    nr_net_free(net);
+    return copy;
+}
+
 static void determinism(void)
 {
     const char *kernels[] = {"portable", "avx2", "avx512"};
@@ -542,6 +707,17 @@ static void determinism(void)
         free(one);
         free(two);
         free(three);
+        one = winograd_grads_at(1, &n1);
+        two = winograd_grads_at(2, &n2);
+        three = winograd_grads_at(3, &n3);
+        float *four = winograd_grads_at(4, &n3);
+        CHECK(n1 == n2 && n1 == n3 && memcmp(one, two, n1 * sizeof *one) == 0 &&
+                  memcmp(one, three, n1 * sizeof *one) == 0 && memcmp(one, four, n1 * sizeof *one) == 0,
+              "%s kernel: Winograd over several groups gives bit-identical gradients at 1 to 4 threads", kernels[k]);
+        free(one);
+        free(two);
+        free(three);
+        free(four);
     }
     nr_set_gemm_backend("auto");
     nr_set_threads(1);
@@ -550,15 +726,16 @@ static void determinism(void)
 static void no_allocation_in_step(void)
 {
     nr_set_threads(2);
-    nr_net *net = image(10, 10, 2);
+    /* The first convolution runs Winograd (8 channels in), the others im2col. */
+    nr_net *net = image(10, 10, 8);
     CHECK_OK(nr_net_add_spec(net, "conv6k3-bn-relu-pool2-conv4k3s2p1-relu-avgpool2-drop0.3-fc4", NR_ACT_IDENTITY));
     nr_rng r;
     nr_rng_seed(&r, 3);
     nr_net_init(net, NR_INIT_AUTO, &r);
     nr_optimizer *opt = nr_opt_new(net, &(nr_opt_config){.kind = NR_OPT_ADAM});
-    float x[16 * 200];
+    static float x[16 * 800];
     int32_t labels[16];
-    fill(x, 16 * 200, 4);
+    fill(x, 16 * 800, 4);
     for (int i = 0; i < 16; i++)
         labels[i] = i % 4;
     CHECK_OK(nr_net_train_batch(net, opt, NR_LOSS_XENT, x, NULL, labels, 16, NULL));
@@ -705,12 +882,14 @@ int main(void)
 {
     nr_set_threads(1);
     conv_grads();
+    winograd_grads();
     pool_grads();
     flatten_grads();
     batchnorm_grads();
     dropout_grads();
     small_cnn();
     conv_forward_reference();
+    conv_backward_reference();
     pool_forward_reference();
     maxpool_nan();
     flatten_forward();
