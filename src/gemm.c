@@ -134,6 +134,8 @@ enum {
     KC_MAX = 512,                /* longest k block: an A panel of 4 to 12 rows x 512 stays in L1 */
     B_BLOCK_FLOATS = 128 * 1024, /* kc x NC of B kept in L2 (512 KiB: half of the smallest L2 we tune for) */
     MIN_TASK_MACS = 128 * 1024,  /* a thread's least share (~2 us): below it a second thread saves too little */
+    SKINNY_ROWS = 4,             /* C this short streams B once for (almost) nothing: memory-bound */
+    SKINNY_DIVISOR = 8,          /* ... so the least share is 16 K MACs, 64 KiB of B (~2 us from L2) */
 };
 
 /* ---- scratch for packing ----
@@ -455,7 +457,11 @@ static void gemm_simd(const simd_kernels *kern, nr_trans ta, nr_trans tb, size_t
     /* Units are vectors of columns or single rows. As many threads as get MIN_TASK_MACS each, with equal
      * chunks (a grain from the work alone would leave the last thread a scrap); one runs inline. */
     size_t units = j.split_cols ? (n + kern->lanes - 1) / kern->lanes : m;
-    size_t parts = m * n * k / MIN_TASK_MACS;
+    /* A product of a few rows (inference on one sample) reads each element of B for one or two multiply-adds:
+     * it is bound by the memory it streams, not by the FMAs, and a thread's share of B costs several times
+     * what its MACs suggest, so a smaller share is already worth a second core. */
+    size_t min_macs = m <= SKINNY_ROWS ? MIN_TASK_MACS / SKINNY_DIVISOR : MIN_TASK_MACS;
+    size_t parts = m * n * k / min_macs;
     if (parts > units)
         parts = units;
     if (parts >= 2) {

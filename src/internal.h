@@ -112,7 +112,8 @@ typedef struct nr_layer_ops {
     nr_status (*setup)(nr_layer *l);
     /* y = f(x) for n samples. */
     void (*forward)(nr_layer *l, const nr_pass *p, const float *x, float *y, size_t n);
-    /* Adds dL/dx to dx (dx may be NULL when nobody needs it) and dL/dparams to the gradient buffer. */
+    /* Adds dL/dx to dx (writes it, if writes_dx; dx may be NULL when nobody needs it) and dL/dparams to the
+     * gradient buffer. */
     void (*backward)(nr_layer *l, const nr_pass *p, const float *x, const float *y, const float *dy, float *dx,
                      size_t n);
     /* Fills the layer's tensors for training from scratch (NULL: nothing to fill). `next` is the activation
@@ -122,6 +123,9 @@ typedef struct nr_layer_ops {
     size_t (*scratch)(const nr_layer *l, size_t n);
     /* A short description for summaries. */
     void (*describe)(const nr_layer *l, char *buf, size_t cap);
+    /* Backward writes every element of dx rather than adding to it, so the network need not zero dx first:
+     * a pass over the largest buffers of a CNN saved, and the writes land in each thread's own cache. */
+    bool writes_dx;
 } nr_layer_ops;
 
 struct nr_layer {

@@ -86,28 +86,28 @@ NR_SIMD_CLONES static void backward_range(void *ctx, size_t b, size_t e)
     switch (j->act) {
     case NR_ACT_IDENTITY:
         for (size_t i = b; i < e; i++)
-            dx[i] += dy[i];
+            dx[i] = dy[i];
         break;
     case NR_ACT_RELU:
         /* The gradient passes where the unit was active; the lecture's grad_h[h < 0] = 0. */
         for (size_t i = b; i < e; i++) {
             const float g = dy[i];  /* loaded unconditionally, so the loop vectorises */
-            dx[i] += x[i] > 0.0f ? g : 0.0f;
+            dx[i] = x[i] > 0.0f ? g : 0.0f;
         }
         break;
     case NR_ACT_LEAKY_RELU:
         for (size_t i = b; i < e; i++) {
             const float g = dy[i];
-            dx[i] += x[i] > 0.0f ? g : j->slope * g;
+            dx[i] = x[i] > 0.0f ? g : j->slope * g;
         }
         break;
     case NR_ACT_SIGMOID:
         for (size_t i = b; i < e; i++)
-            dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+            dx[i] = dy[i] * y[i] * (1.0f - y[i]);
         break;
     case NR_ACT_TANH:
         for (size_t i = b; i < e; i++)
-            dx[i] += dy[i] * (1.0f - y[i] * y[i]);
+            dx[i] = dy[i] * (1.0f - y[i] * y[i]);
         break;
     case NR_ACT_SOFTMAX:
         /* The Jacobian-vector product: dx_k = y_k (dy_k - sum_j dy_j y_j). */
@@ -118,7 +118,7 @@ NR_SIMD_CLONES static void backward_range(void *ctx, size_t b, size_t e)
             for (size_t k = 0; k < j->d; k++)
                 dot += gr[k] * yr[k];
             for (size_t k = 0; k < j->d; k++)
-                dr[k] += yr[k] * (gr[k] - dot);
+                dr[k] = yr[k] * (gr[k] - dot);
         }
         break;
     }
@@ -174,6 +174,7 @@ static void act_describe(const nr_layer *l, char *buf, size_t cap)
         .forward = act_forward,                                                                               \
         .backward = act_backward,                                                                             \
         .describe = act_describe,                                                                             \
+        .writes_dx = true,                                                                                    \
     }
 
 ACT_OPS(nr__identity_ops, "identity");

@@ -61,9 +61,9 @@ static void dense_backward(nr_layer *l, const nr_pass *p, const float *x, const 
             for (size_t j = 0; j < out; j++)
                 db[j] += dy[i * out + j];
     }
-    /* dx (n x in) += dy (n x out) . W^T (out x in) */
+    /* dx (n x in) = dy (n x out) . W^T (out x in) */
     if (dx)
-        nr__gemm(NR_NO_TRANS, NR_TRANS, n, in, out, 1.0f, dy, out, w, out, 1.0f, dx, in);
+        nr__gemm(NR_NO_TRANS, NR_TRANS, n, in, out, 1.0f, dy, out, w, out, 0.0f, dx, in);
 }
 
 static void dense_init(nr_layer *l, float *params, nr_init init, nr_act next, nr_rng *rng)
@@ -84,4 +84,5 @@ const nr_layer_ops nr__dense_ops = {
     .backward = dense_backward,
     .init = dense_init,
     .describe = dense_describe,
+    .writes_dx = true,
 };

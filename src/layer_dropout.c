@@ -2,7 +2,7 @@
  *
  * In training each value is kept with probability 1 - rate and scaled by 1 / (1 - rate), so the expected
  * output equals the input and inference is a plain copy. The mask (0 or the scale, per value) goes to the
- * layer's scratch for backward: dx += dy * mask. It is drawn from the pass's generator one value after
+ * layer's scratch for backward: dx = dy * mask. It is drawn from the pass's generator one value after
  * another in order, so a seed gives the same mask at any thread count; with rate 0 nothing is drawn.
  *
  * Config: floats[0] = rate, 0 <= rate < 1. */
@@ -40,23 +40,11 @@ static void copy_range(void *ctx, size_t b, size_t e)
     memcpy(j->y + b, j->x + b, (e - b) * sizeof(float));
 }
 
-/* y = x * mask (forward); y += x * mask and y += x (backward, x being dy). */
+/* y = x * mask (forward, and backward with x being dy). */
 static inline void mul_block(float *restrict y, const float *restrict x, const float *restrict m, size_t cnt)
 {
     for (size_t i = 0; i < cnt; i++)
         y[i] = x[i] * m[i];
-}
-
-static inline void mul_add_block(float *restrict y, const float *restrict x, const float *restrict m, size_t cnt)
-{
-    for (size_t i = 0; i < cnt; i++)
-        y[i] += x[i] * m[i];
-}
-
-static inline void add_block(float *restrict y, const float *restrict x, size_t cnt)
-{
-    for (size_t i = 0; i < cnt; i++)
-        y[i] += x[i];
 }
 
 static void mul_range(void *ctx, size_t b, size_t e)
@@ -66,24 +54,6 @@ static void mul_range(void *ctx, size_t b, size_t e)
     for (; i + BLOCK <= e; i += BLOCK)
         mul_block(j->y + i, j->x + i, j->mask + i, BLOCK);
     mul_block(j->y + i, j->x + i, j->mask + i, e - i);
-}
-
-static void mul_add_range(void *ctx, size_t b, size_t e)
-{
-    const dropout_job *j = ctx;
-    size_t i = b;
-    for (; i + BLOCK <= e; i += BLOCK)
-        mul_add_block(j->y + i, j->x + i, j->mask + i, BLOCK);
-    mul_add_block(j->y + i, j->x + i, j->mask + i, e - i);
-}
-
-static void add_range(void *ctx, size_t b, size_t e)
-{
-    const dropout_job *j = ctx;
-    size_t i = b;
-    for (; i + BLOCK <= e; i += BLOCK)
-        add_block(j->y + i, j->x + i, BLOCK);
-    add_block(j->y + i, j->x + i, e - i);
 }
 
 static void dropout_forward(nr_layer *l, const nr_pass *p, const float *x, float *y, size_t n)
@@ -114,7 +84,7 @@ static void dropout_backward(nr_layer *l, const nr_pass *p, const float *x, cons
         return;
     /* Backward follows a training forward, which drew a mask unless the rate is 0. */
     dropout_job j = {dy, l->scratch, dx};
-    nr__parallel_for(n * l->in_size, GRAIN, l->floats[0] == 0.0f ? add_range : mul_add_range, &j);
+    nr__parallel_for(n * l->in_size, GRAIN, l->floats[0] == 0.0f ? copy_range : mul_range, &j);
 }
 
 static void dropout_describe(const nr_layer *l, char *buf, size_t cap)
@@ -129,6 +99,7 @@ const nr_layer_ops nr__dropout_ops = {
     .backward = dropout_backward,
     .scratch = dropout_scratch,
     .describe = dropout_describe,
+    .writes_dx = true,
 };
 
 nr_status nr_net_dropout(nr_net *net, float rate)

@@ -27,21 +27,6 @@ static void copy_range(void *ctx, size_t b, size_t e)
     memcpy(j->dst + b, j->src + b, (e - b) * sizeof(float));
 }
 
-static inline void add_block(float *restrict d, const float *restrict s, size_t cnt)
-{
-    for (size_t i = 0; i < cnt; i++)
-        d[i] += s[i];
-}
-
-static void add_range(void *ctx, size_t b, size_t e)
-{
-    const flatten_job *j = ctx;
-    size_t i = b;
-    for (; i + BLOCK <= e; i += BLOCK)
-        add_block(j->dst + i, j->src + i, BLOCK);
-    add_block(j->dst + i, j->src + i, e - i);
-}
-
 static void flatten_forward(nr_layer *l, const nr_pass *p, const float *x, float *y, size_t n)
 {
     (void)p;
@@ -58,7 +43,7 @@ static void flatten_backward(nr_layer *l, const nr_pass *p, const float *x, cons
     if (!dx)
         return;
     flatten_job j = {dy, dx};
-    nr__parallel_for(n * l->in_size, GRAIN, add_range, &j);
+    nr__parallel_for(n * l->in_size, GRAIN, copy_range, &j);
 }
 
 const nr_layer_ops nr__flatten_ops = {
@@ -66,6 +51,7 @@ const nr_layer_ops nr__flatten_ops = {
     .setup = flatten_setup,
     .forward = flatten_forward,
     .backward = flatten_backward,
+    .writes_dx = true,
 };
 
 nr_status nr_net_flatten(nr_net *net)

@@ -135,6 +135,7 @@ static void maxpool_backward_range(void *ctx, size_t b, size_t e)
         float *dimg = j->dx + img * in;
         const float *d = j->dy + img * out;
         const uint32_t *arg = j->arg + img * out;
+        memset(dimg, 0, in * sizeof(float));  /* writes_dx: zeroed here, while the image is in this core's cache */
         for (size_t i = 0; i < out; i++)
             dimg[arg[i]] += d[i];
     }
@@ -154,6 +155,7 @@ static void avgpool_backward_range(void *ctx, size_t b, size_t e)
     for (size_t img = b; img < e; img++) {
         float *dimg = j->dx + img * g.h * g.w * g.c;
         const float *d = j->dy + img * g.oh * g.ow * g.c;
+        memset(dimg, 0, g.h * g.w * g.c * sizeof(float));
         for (size_t oy = 0; oy < g.oh; oy++)
             for (size_t ox = 0; ox < g.ow; ox++, d += g.c)
                 for (size_t ki = 0; ki < g.k; ki++) {
@@ -209,6 +211,7 @@ const nr_layer_ops nr__maxpool_ops = {
     .backward = pool_backward,
     .scratch = maxpool_scratch,
     .describe = pool_describe,
+    .writes_dx = true,
 };
 
 const nr_layer_ops nr__avgpool_ops = {
@@ -217,6 +220,7 @@ const nr_layer_ops nr__avgpool_ops = {
     .forward = pool_forward,
     .backward = pool_backward,
     .describe = pool_describe,
+    .writes_dx = true,
 };
 
 static nr_status pool_add(nr_net *net, const nr_layer_ops *ops, size_t size, size_t stride)

@@ -420,7 +420,7 @@ nr_status nr_net_backward(nr_net *net)
         nr_layer *l = &net->layers[i];
         const float *x = i ? net->out[i - 1] : net->input;
         float *dx = i ? net->dout[i - 1] : (net->want_input_grad ? net->input_grad : NULL);
-        if (dx)
+        if (dx && !l->ops->writes_dx)
             memset(dx, 0, n * l->in_size * sizeof(float));
         l->ops->backward(l, &pass, x, net->out[i], net->dout[i], dx, n);
     }
