@@ -20,8 +20,8 @@
  * (cin + cout) floats) stay in L2. Chunks form at most GROUPS contiguous groups, each with its own partial
  * dU and bias sums; a thread takes a run of whole groups and reuses one set of buffers for all their chunks.
  * Chunk and group boundaries depend on the batch size and the layer only, and the partials are added in
- * group order, so the numbers do not depend on the thread count. Forward leaves U in scratch for backward,
- * as the im2col path leaves its unfolded input.
+ * group order, so the numbers do not depend on the thread count. Backward recomputes what it needs from x
+ * and w (unlike the im2col path, it does not depend on what forward left in scratch).
  *
  * Accuracy (tests/test_conv_torch.py holds every path to 2e-5 of the result's scale): F(2x2) transforms
  * add at most 9 values with coefficients +-1 and 1/2, and the results are within 2 to 3 times the rounding

@@ -211,11 +211,10 @@ typedef struct nr__wino_shape {
 size_t nr__wino_tile(const nr__wino_shape *s);
 /* Floats of scratch for batches of up to n (more than NR_MAX_FLOATS on overflow). */
 size_t nr__wino_scratch(const nr__wino_shape *s, size_t n);
-/* y = conv(x, w) + bias (bias may be NULL); w is (3, 3, cin, cout). Leaves the kernel's transform in scratch
- * for nr__wino_backward. */
+/* y = conv(x, w) + bias (bias may be NULL); w is (3, 3, cin, cout). */
 void nr__wino_forward(const nr__wino_shape *s, const float *w, const float *bias, const float *x, float *y,
                       size_t n, float *scratch);
-/* After nr__wino_forward on the same x and w: dw and db (NULL: no bias) written (overwrite) or added to, and
+/* From x, w and dy alone (scratch is only workspace): dw and db (NULL: no bias) written (overwrite) or added to, and
  * dx (NULL: not wanted) added to. */
 void nr__wino_backward(const nr__wino_shape *s, const float *w, const float *x, const float *dy, float *dx,
                        float *dw, float *db, bool overwrite, size_t n, float *scratch);

@@ -79,7 +79,7 @@ if [ -r "$FASHION/t10k-images-idx3-ubyte.gz" ]; then
     S=$TMP/s-images-idx3-ubyte.gz
     vg 0 train --data "$S" --limit 200 --val 40 --epochs 1 --batch 32 --layers 784-16-10 --augment 1 --quiet \
         --test "$S" --out "$TMP/f.nrm"
-    vg 0 train --data "$S" --limit 100 --val 0 --epochs 1 --batch 50 --layers conv2k3-pool2-fc10 --quiet \
+    vg 0 train --data "$S" --limit 100 --val 0 --epochs 1 --batch 50 --layers conv2k3-conv8k3-pool2-fc10 --quiet \
         --out "$TMP/c.nrm"
     vg 0 eval "$TMP/f.nrm" --data "$S"
     printf 'P5\n28 28\n255\n' >"$TMP/one.pgm"
