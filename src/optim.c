@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-enum { GRAIN = 16384, NORM_BLOCK = 4096 };
+enum { GRAIN = 16384, NORM_BLOCK = 4096, STEP_BLOCK = 1024 };
 
 typedef struct opt_span {
     size_t offset, size;
@@ -122,9 +122,11 @@ typedef struct step_job {
     float bc1, bc2;  /* Adam's bias corrections 1 - beta^t */
 } step_job;
 
-NR_SIMD_CLONES static void step_range(void *ctx, size_t b, size_t e)
+/* One block of the update. Small enough (a few KB of each stream) that the finite check's pass over g
+ * leaves it in L1 for the update: one trip to memory per stream, where a check over the whole range first
+ * read g twice. */
+NR_SIMD_CLONES static void step_block(step_job *j, size_t b, size_t e)
 {
-    step_job *j = ctx;
     const nr_opt_config *c = &j->o->cfg;
     float *restrict w = j->w;
     const float *restrict g = j->g;
@@ -161,20 +163,31 @@ NR_SIMD_CLONES static void step_range(void *ctx, size_t b, size_t e)
     case NR_OPT_ADAMW: {
         const float b1 = c->beta1, b2 = c->beta2, eps = c->eps;
         const float step = lr / j->bc1, inv_bc2 = 1.0f / j->bc2;
-        const bool decoupled = c->kind == NR_OPT_ADAMW;
-        for (size_t i = b; i < e; i++) {
-            float gi = gs * g[i];
-            if (decoupled)
+        if (c->kind == NR_OPT_ADAMW) {
+            for (size_t i = b; i < e; i++) {
+                float gi = gs * g[i];
                 w[i] -= lr * wd * w[i];
-            else
-                gi += wd * w[i];
-            s0[i] = b1 * s0[i] + (1.0f - b1) * gi;
-            s1[i] = b2 * s1[i] + (1.0f - b2) * gi * gi;
-            w[i] -= step * s0[i] / (sqrtf(s1[i] * inv_bc2) + eps);
+                s0[i] = b1 * s0[i] + (1.0f - b1) * gi;
+                s1[i] = b2 * s1[i] + (1.0f - b2) * gi * gi;
+                w[i] -= step * s0[i] / (sqrtf(s1[i] * inv_bc2) + eps);
+            }
+        } else {
+            for (size_t i = b; i < e; i++) {
+                float gi = gs * g[i] + wd * w[i];
+                s0[i] = b1 * s0[i] + (1.0f - b1) * gi;
+                s1[i] = b2 * s1[i] + (1.0f - b2) * gi * gi;
+                w[i] -= step * s0[i] / (sqrtf(s1[i] * inv_bc2) + eps);
+            }
         }
         break;
     }
     }
+}
+
+static void step_range(void *ctx, size_t b, size_t e)
+{
+    for (size_t i = b; i < e; i += STEP_BLOCK)
+        step_block(ctx, i, e - i < STEP_BLOCK ? e : i + STEP_BLOCK);
 }
 
 typedef struct norm_job {
