@@ -202,6 +202,27 @@ NR_UNUSED static void fz_use_net(nr_net *net)
     fz_round_trip(net);
 }
 
+NR_UNUSED static void fz_use_data(nr_dataset *d, unsigned mode);
+
+/* After a reader returned st and d: a failure must return no data set, a success one stored as images or not
+ * as `image` says (kind names the reader); a loaded set is then used and freed. */
+NR_UNUSED static int fz_loaded(nr_status st, nr_dataset *d, bool image, const char *kind, unsigned mode)
+{
+    if (st != NR_OK && d) {
+        fprintf(stderr, "fuzz: a failed load returned a data set\n");
+        abort();
+    }
+    if (st == NR_OK) {
+        if ((nr_data_is_image(d) != 0) != image) {
+            fprintf(stderr, "fuzz: %s set is %sstored as images\n", kind, image ? "not " : "");
+            abort();
+        }
+        fz_use_data(d, mode);
+    }
+    nr_data_free(d);
+    return 0;
+}
+
 /* Uses a data set the way training does: samples read back, a scaling fitted, a network with one dense layer
  * evaluated and trained for an epoch (with shift augmentation for images), a validation split. */
 NR_UNUSED static void fz_use_data(nr_dataset *d, unsigned mode)

@@ -18,19 +18,7 @@ static int fz_csv(const uint8_t *data, size_t size)
     const char *path = fz_write("table.csv", data + 1, size - 1);
     nr_dataset *d = NULL;
     nr_status st = nr_data_load(path, &opts, &d);
-    if (st != NR_OK && d) {
-        fprintf(stderr, "fuzz: a failed load returned a data set\n");
-        abort();
-    }
-    if (st == NR_OK) {
-        if (nr_data_is_image(d)) {
-            fprintf(stderr, "fuzz: a CSV set is stored as images\n");
-            abort();
-        }
-        fz_use_data(d, mode);
-    }
-    nr_data_free(d);
-    return 0;
+    return fz_loaded(st, d, false, "a CSV", mode);
 }
 
 #ifndef FUZZ_NO_MAIN

@@ -114,19 +114,7 @@ static int fz_idx(const uint8_t *data, size_t size)
     } else {
         st = nr_data_load_idx(images_path, labels_path, &d);
     }
-    if (st != NR_OK && d) {
-        fprintf(stderr, "fuzz: a failed load returned a data set\n");
-        abort();
-    }
-    if (st == NR_OK) {
-        if (!nr_data_is_image(d)) {
-            fprintf(stderr, "fuzz: an IDX set is not stored as images\n");
-            abort();
-        }
-        fz_use_data(d, mode);
-    }
-    nr_data_free(d);
-    return 0;
+    return fz_loaded(st, d, true, "an IDX", mode);
 }
 
 #ifndef FUZZ_NO_MAIN

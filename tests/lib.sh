@@ -31,6 +31,20 @@ no_temp_files() {
     if ls "$1" | grep -q '\.tmp'; then bad "temporary files left in $1: $(ls "$1")"; else ok; fi
 }
 
+# table_csv ROWS FILE: a small CSV table "a,b,c,kind" of three classes (kind 0 to 2) that a network separates
+# easily: the shell tests' standard labelled data.
+table_csv() {
+    {
+        echo "a,b,c,kind"
+        i=0
+        while [ $i -lt "$1" ]; do
+            k=$((i % 3))
+            echo "$((k * 10 + i % 7)),$((100 - k * 20 + i % 5)),$((i % 11)),$k"
+            i=$((i + 1))
+        done
+    } >"$2"
+}
+
 report() {
     echo "$NAME: $passed passed, $failed failed"
     [ "$failed" -eq 0 ]

@@ -631,67 +631,51 @@ static void dropout_mask(void)
 
 /* ---- determinism, allocation ---- */
 
-static float *cnn_grads(int threads, size_t *count)
+/* One forward and backward pass of a network on a fixed batch, at a thread count: the parameter gradients
+ * followed by the input gradient, in a buffer the caller frees. */
+typedef struct grad_case {
+    size_t h, w, c;
+    const char *spec;
+    uint64_t init_seed, data_seed;
+    int n, classes;
+} grad_case;
+
+static float *grads_at(const grad_case *gc, int threads, size_t *count)
 {
     nr_set_threads(threads);
-    nr_net *net = image(12, 10, 3);
-    nr_net_add_spec(net, "conv8k3-relu-maxpool2-bn-conv6k3s2p0-relu-avgpool2-flatten-drop0.2-fc5",
-                    NR_ACT_IDENTITY);
+    nr_net *net = image(gc->h, gc->w, gc->c);
+    nr_net_add_spec(net, gc->spec, NR_ACT_IDENTITY);
     nr_rng r;
-    nr_rng_seed(&r, 11);
+    nr_rng_seed(&r, gc->init_seed);
     nr_net_init(net, NR_INIT_AUTO, &r);
-    enum { N = 9 };
-    size_t in = nr_net_input_size(net);
-    float *x = malloc(N * in * sizeof *x);
-    int32_t labels[N];
-    fill(x, N * in, 12);
-    for (int i = 0; i < N; i++)
-        labels[i] = i % 5;
+    size_t n = (size_t)gc->n, in = nr_net_input_size(net);
+    float *x = malloc(n * in * sizeof *x);
+    int32_t *labels = malloc(n * sizeof *labels);
+    fill(x, n * in, gc->data_seed);
+    for (size_t i = 0; i < n; i++)
+        labels[i] = (int32_t)(i % (size_t)gc->classes);
     nr_net_want_input_grad(net, 1);
-    nr_rng_seed(nr_net_rng(net), 3);
-    nr_net_forward(net, x, N, 1, NULL);
+    nr_rng_seed(nr_net_rng(net), 3);  /* dropout's masks */
+    nr_net_forward(net, x, n, 1, NULL);
     nr_net_loss(net, NR_LOSS_XENT, NULL, labels, NULL);
     nr_net_zero_grad(net);
     nr_net_backward(net);
-    *count = nr_net_param_count(net) + N * in;
+    *count = nr_net_param_count(net) + n * in;
     float *copy = malloc(*count * sizeof *copy);
     memcpy(copy, nr_net_grads(net), nr_net_param_count(net) * sizeof *copy);
-    memcpy(copy + nr_net_param_count(net), nr_net_input_grad(net), N * in * sizeof *copy);
+    memcpy(copy + nr_net_param_count(net), nr_net_input_grad(net), n * in * sizeof *copy);
     free(x);
+    free(labels);
     nr_net_free(net);
     return copy;
 }
 
+/* Every image layer, im2col convolutions (a stride, no padding), batch norm and dropout. */
+static const grad_case cnn_case = {12, 10, 3, "conv8k3-relu-maxpool2-bn-conv6k3s2p0-relu-avgpool2-flatten-drop0.2-fc5",
+                                   11, 12, 9, 5};
 /* Winograd with several groups of chunks (its partial sums): conv12k3 on 30x30x8 has 64 tiles of 4x4 per
  * image, and 5 images fill 2 chunks of 228; conv20k3 on 12 channels 3 chunks of 144. */
-static float *winograd_grads_at(int threads, size_t *count)
-{
-    nr_set_threads(threads);
-    nr_net *net = image(30, 30, 8);
-    nr_net_add_spec(net, "conv12k3-relu-conv20k3-relu-avgpool3-fc4", NR_ACT_IDENTITY);
-    nr_rng r;
-    nr_rng_seed(&r, 21);
-    nr_net_init(net, NR_INIT_AUTO, &r);
-    enum { N = 5 };
-    size_t in = nr_net_input_size(net);
-    float *x = malloc(N * in * sizeof *x);
-    int32_t labels[N];
-    fill(x, N * in, 22);
-    for (int i = 0; i < N; i++)
-        labels[i] = i % 4;
-    nr_net_want_input_grad(net, 1);
-    nr_net_forward(net, x, N, 1, NULL);
-    nr_net_loss(net, NR_LOSS_XENT, NULL, labels, NULL);
-    nr_net_zero_grad(net);
-    nr_net_backward(net);
-    *count = nr_net_param_count(net) + N * in;
-    float *copy = malloc(*count * sizeof *copy);
-    memcpy(copy, nr_net_grads(net), nr_net_param_count(net) * sizeof *copy);
-    memcpy(copy + nr_net_param_count(net), nr_net_input_grad(net), N * in * sizeof *copy);
-    free(x);
-    nr_net_free(net);
-    return copy;
-}
+static const grad_case winograd_case = {30, 30, 8, "conv12k3-relu-conv20k3-relu-avgpool3-fc4", 21, 22, 5, 4};
 
 static void determinism(void)
 {
@@ -700,17 +684,18 @@ static void determinism(void)
         if (nr_set_gemm_backend(kernels[k]) != NR_OK)
             continue;
         size_t n1, n2, n3;
-        float *one = cnn_grads(1, &n1), *two = cnn_grads(2, &n2), *three = cnn_grads(3, &n3);
+        float *one = grads_at(&cnn_case, 1, &n1), *two = grads_at(&cnn_case, 2, &n2),
+              *three = grads_at(&cnn_case, 3, &n3);
         CHECK(n1 == n2 && n1 == n3 && memcmp(one, two, n1 * sizeof *one) == 0 &&
                   memcmp(one, three, n1 * sizeof *one) == 0,
               "%s kernel: 1, 2 and 3 threads give bit-identical image-layer gradients", kernels[k]);
         free(one);
         free(two);
         free(three);
-        one = winograd_grads_at(1, &n1);
-        two = winograd_grads_at(2, &n2);
-        three = winograd_grads_at(3, &n3);
-        float *four = winograd_grads_at(4, &n3);
+        one = grads_at(&winograd_case, 1, &n1);
+        two = grads_at(&winograd_case, 2, &n2);
+        three = grads_at(&winograd_case, 3, &n3);
+        float *four = grads_at(&winograd_case, 4, &n3);
         CHECK(n1 == n2 && n1 == n3 && memcmp(one, two, n1 * sizeof *one) == 0 &&
                   memcmp(one, three, n1 * sizeof *one) == 0 && memcmp(one, four, n1 * sizeof *one) == 0,
               "%s kernel: Winograd over several groups gives bit-identical gradients at 1 to 4 threads", kernels[k]);

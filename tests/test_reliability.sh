@@ -69,15 +69,7 @@ def reseal(d):
 
 # ---- the files to damage ----
 
-{
-    echo "a,b,c,kind"
-    i=0
-    while [ $i -lt 60 ]; do
-        k=$((i % 3))
-        echo "$((k * 10 + i % 7)),$((100 - k * 20 + i % 5)),$((i % 11)),$k"
-        i=$((i + 1))
-    done
-} >"$TMP/t.csv"
+table_csv 60 "$TMP/t.csv"
 "$N" train --data "$TMP/t.csv" --label kind --layers 8-3 --epochs 2 --quiet --out "$TMP/m.nrm" \
     --checkpoint "$TMP/c.ckpt" >/dev/null 2>&1 && ok || bad "training the model to damage failed"
 

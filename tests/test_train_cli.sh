@@ -58,15 +58,7 @@ else
 fi
 
 # a CSV table: label by name, standardised columns
-{
-    echo "a,b,c,kind"
-    i=0
-    while [ $i -lt 200 ]; do
-        k=$((i % 3))
-        echo "$((k * 10 + i % 7)),$((100 - k * 20 + i % 5)),$((i % 11)),$k"
-        i=$((i + 1))
-    done
-} >"$TMP/t.csv"
+table_csv 200 "$TMP/t.csv"
 expect 0 "test: accuracy" "$N" train --data "$TMP/t.csv" --test "$TMP/t.csv" --label kind --layers 16-3 \
     --epochs 30 --quiet --out "$TMP/t.nrm"
 expect 0 "class" "$N" predict "$TMP/t.nrm" "$TMP/t.csv" --label kind

@@ -51,15 +51,7 @@ vg 0 seed --iters 1 --trace --batch 8 --in 30 --hidden 6 --out 4
 vg 0 xor --steps 200
 
 # A CSV table: train with a log, a checkpoint and --check-numerics; resume; evaluate; predict; describe.
-{
-    echo "a,b,c,kind"
-    i=0
-    while [ $i -lt 60 ]; do
-        k=$((i % 3))
-        echo "$((k * 10 + i % 7)),$((100 - k * 20 + i % 5)),$((i % 11)),$k"
-        i=$((i + 1))
-    done
-} >"$TMP/t.csv"
+table_csv 60 "$TMP/t.csv"
 vg 0 train --data "$TMP/t.csv" --label kind --layers 8-3 --epochs 2 --batch 16 --threads 2 --quiet \
     --check-numerics --log "$TMP/log.csv" --checkpoint "$TMP/t.ckpt" --checkpoint-every 2 --out "$TMP/t.nrm"
 vg 0 train --data "$TMP/t.csv" --label kind --epochs 3 --batch 16 --quiet --resume "$TMP/t.ckpt" --out "$TMP/t.nrm"
