@@ -728,18 +728,25 @@ static void products(size_t np, size_t t, size_t n, size_t k, const float *a, co
                  np * n);
 }
 
-/* y = conv(x) + bias. */
-static void forward_group(const tile_job *j, size_t g, float *v, float *m, float *sink)
+/* The forward algorithm over a group's chunks: dst = conv(src) (+ bias), or dst += conv(src) when accumulating;
+ * `from` channels in, `to` out. in_t holds a chunk's transformed input, prod its products. */
+static void conv_group(const tile_job *j, size_t g, const float *src, size_t from, size_t to, const float *bias,
+                       bool accumulate, float *dst, float *in_t, float *prod, float *sink)
 {
-    const size_t cin = j->s->cin, cout = j->s->cout;
     size_t c0, c1, t0, t1;
     group_chunks(j->chunks, j->groups, g, &c0, &c1);
     for (size_t ch = c0; ch < c1; ch++) {
         chunk_range(j, ch, &t0, &t1);
-        input_transform(&j->sp, j->x, zero_run(j), t0, t1, v);
-        products(j->sp.np, t1 - t0, cout, cin, v, j->kern, m);
-        output_transform(&j->sp, cout, m, t0, t1, j->bias, false, j->y, sink);
+        input_transform(&j->sp, src, zero_run(j), t0, t1, in_t);
+        products(j->sp.np, t1 - t0, to, from, in_t, j->kern, prod);
+        output_transform(&j->sp, to, prod, t0, t1, bias, accumulate, dst, sink);
     }
+}
+
+/* y = conv(x) + bias. */
+static void forward_group(const tile_job *j, size_t g, float *v, float *m, float *sink)
+{
+    conv_group(j, g, j->x, j->s->cin, j->s->cout, j->bias, false, j->y, v, m, sink);
 }
 
 /* The group's dU partial (and bias sums), chunk after chunk in order. */
@@ -767,15 +774,7 @@ static void weight_group(const tile_job *j, size_t g, float *v, float *dm, float
 /* dx += the forward algorithm on dy with the rotated kernel. */
 static void data_group(const tile_job *j, size_t g, float *m, float *z, float *sink)
 {
-    const size_t cin = j->s->cin, cout = j->s->cout;
-    size_t c0, c1, t0, t1;
-    group_chunks(j->chunks, j->groups, g, &c0, &c1);
-    for (size_t ch = c0; ch < c1; ch++) {
-        chunk_range(j, ch, &t0, &t1);
-        input_transform(&j->sp, j->dy, zero_run(j), t0, t1, z);
-        products(j->sp.np, t1 - t0, cin, cout, z, j->kern, m);
-        output_transform(&j->sp, cin, m, t0, t1, NULL, true, j->dx, sink);
-    }
+    conv_group(j, g, j->dy, j->s->cout, j->s->cin, NULL, true, j->dx, z, m, sink);
 }
 
 static tile_job tiles_job(const nr__wino_shape *s, const plan *p, tspace sp, size_t n, float *scratch,
