@@ -166,6 +166,9 @@ nr_status nr__layer_prepare(const size_t in_shape[3], nr_layer *l);
 
 /* Appends a configured layer (ints/floats set, ops chosen) to the network: runs setup, places tensors. */
 nr_status nr__net_append(nr_net *net, const nr_layer *layer);
+/* Grows the parameter and gradient buffers to hold `total` floats, keeping their values, so that appending
+ * many layers copies them once instead of once per layer. Leaves the network as it was on failure. */
+nr_status nr__net_reserve(nr_net *net, size_t total);
 
 /* ==== the image layers' shared pieces (conv_winograd.c, layer_conv.c, layer_pool.c, layer_batchnorm.c) ==== */
 

@@ -350,6 +350,8 @@ static nr_net *read_arch(nr__reader *r, size_t bytes_left)
         }
     }
     net = nr_net_new_image(h, w, c);
+    if (net)
+        nr__net_reserve(net, params);  /* one allocation; on failure the appends below say so */
     for (uint32_t i = 0; net && i < n_layers; i++)
         if (nr__net_append(net, &layers[i])) {
             nr_net_free(net);

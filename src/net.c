@@ -92,6 +92,28 @@ nr_status nr__layer_prepare(const size_t in_shape[3], nr_layer *l)
     return NR_OK;
 }
 
+nr_status nr__net_reserve(nr_net *net, size_t total)
+{
+    if (total <= net->param_cap)
+        return NR_OK;
+    float *params = nr__floats(total), *grads = nr__floats(total);
+    if (!params || !grads) {
+        nr__free(params);
+        nr__free(grads);
+        return NR_ENOMEM;
+    }
+    if (net->n_params) {
+        memcpy(params, net->params, net->n_params * sizeof(float));
+        memcpy(grads, net->grads, net->n_params * sizeof(float));
+    }
+    nr__free(net->params);
+    nr__free(net->grads);
+    net->params = params;
+    net->grads = grads;
+    net->param_cap = total;
+    return NR_OK;
+}
+
 nr_status nr__net_append(nr_net *net, const nr_layer *proto)
 {
     if (!net || !proto || !proto->ops)
@@ -121,21 +143,12 @@ nr_status nr__net_append(nr_net *net, const nr_layer *proto)
     if (!tensors)
         return nr__fail(NR_ENOMEM, "out of memory");
     net->tensors = tensors;
+    if ((st = nr__net_reserve(net, total)))
+        return st;
+    /* Room reserved earlier may hold values from layers a failed nr_net_add_spec took back. */
     if (total > net->n_params) {
-        float *params = nr__floats(total), *grads = nr__floats(total);
-        if (!params || !grads) {
-            nr__free(params);
-            nr__free(grads);
-            return NR_ENOMEM;
-        }
-        if (net->n_params) {
-            memcpy(params, net->params, net->n_params * sizeof(float));
-            memcpy(grads, net->grads, net->n_params * sizeof(float));
-        }
-        nr__free(net->params);
-        nr__free(net->grads);
-        net->params = params;
-        net->grads = grads;
+        memset(net->params + net->n_params, 0, (total - net->n_params) * sizeof(float));
+        memset(net->grads + net->n_params, 0, (total - net->n_params) * sizeof(float));
     }
     size_t index = net->n_layers;
     for (int t = 0; t < l.n_tensors; t++) {

@@ -40,6 +40,7 @@ struct nr_net {
     size_t n_tensors;
     float *params, *grads;
     size_t n_params;
+    size_t param_cap;  /* floats allocated in params and grads (>= n_params; see nr__net_reserve) */
     /* the activation plan */
     size_t cap;        /* batch capacity of the arena */
     float *arena;

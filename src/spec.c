@@ -317,6 +317,10 @@ nr_status nr_net_add_spec(nr_net *net, const char *spec, nr_act default_act)
     /* Only memory can fail now; if it does, the network goes back to the layers it had (its buffers may
      * have grown, and keep the old values). */
     const size_t layers = net->n_layers, tensors = net->n_tensors, params = net->n_params;
+    /* One allocation for all the new parameters. If it fails, the layers are appended one by one anyway, so
+     * that the error names the layer whose memory is missing. */
+    if (!st)
+        nr__net_reserve(net, pl.params);
     for (size_t i = 0; !st && i < pl.count; i++)
         if ((st = nr__net_append(net, &pl.layers[i])))
             nr__prefix(st, "layer %zu of the network (%s)", net->n_layers + 1, pl.layers[i].ops->tag);
