@@ -30,12 +30,14 @@
  * the measurements. */
 #include "internal.h"
 
-typedef nr__v16 v16;
+/* 16 floats handled as one value: GCC/clang vector extensions, compiled by NR_SIMD_CLONES into zmm, ymm or
+ * xmm code, element-wise and in the same order, so every version computes the same numbers. */
+typedef float v16 __attribute__((vector_size(64)));
 typedef double v8d __attribute__((vector_size(64)));
 typedef float v8f __attribute__((vector_size(32)));
 
 enum {
-    LANES = NR__LANES,           /* channels per vector step */
+    LANES = 16,                  /* channels per vector step */
     MAXPOS = 36,                 /* positions of the largest tile (6 x 6) */
     GROUPS = 8,                  /* most groups of chunks: partial sums, and slots of buffers */
     CHUNK_BYTES = 640 * 1024,    /* one chunk's transformed input and products: within a 1 MiB L2 */
@@ -44,8 +46,25 @@ enum {
     MAX_CHANNELS_4 = 128,        /* F(4x4) for at most this many input and output channels */
 };
 
-#define LOADN NR__LOADN
-#define STOREN NR__STOREN
+/* Loads `cnt` floats (at most the vector's lanes) into v and zeros the rest; stores the first `cnt` of v.
+ * Macros, because a 64-byte vector passed to a function changes the calling convention between the
+ * instruction sets. */
+#define LOADN(v, p, cnt)                                                                                      \
+    do {                                                                                                      \
+        if ((cnt) * sizeof(float) == sizeof(v)) {                                                             \
+            memcpy(&(v), (p), sizeof(v));                                                                     \
+        } else {                                                                                              \
+            memset(&(v), 0, sizeof(v));                                                                       \
+            memcpy(&(v), (p), (cnt) * sizeof(float));                                                         \
+        }                                                                                                     \
+    } while (0)
+#define STOREN(p, v, cnt)                                                                                     \
+    do {                                                                                                      \
+        if ((cnt) * sizeof(float) == sizeof(v))                                                               \
+            memcpy((p), &(v), sizeof(v));                                                                     \
+        else                                                                                                  \
+            memcpy((p), &(v), (cnt) * sizeof(float));                                                         \
+    } while (0)
 #define INLINE static inline __attribute__((always_inline))
 
 /* ---- tilings ---- */

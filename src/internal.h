@@ -170,39 +170,7 @@ nr_status nr__net_append(nr_net *net, const nr_layer *layer);
  * many layers copies them once instead of once per layer. Leaves the network as it was on failure. */
 nr_status nr__net_reserve(nr_net *net, size_t total);
 
-/* ==== the image layers' shared pieces (conv_winograd.c, layer_conv.c, layer_pool.c, layer_batchnorm.c) ==== */
-
-/* 16 (or 8) floats or ints handled as one value: GCC/clang vector extensions, compiled by NR_SIMD_CLONES into
- * zmm, ymm or xmm code, element-wise and in the same order, so every version computes the same numbers.
- * Code that compares floats uses the 8-lane types: GCC turns 16-lane comparisons into scalar code unless
- * the target has 64-byte registers and the result feeds a single select. */
-typedef float nr__v16 __attribute__((vector_size(64)));
-typedef int32_t nr__v16i __attribute__((vector_size(64)));
-typedef float nr__v8 __attribute__((vector_size(32)));
-typedef int32_t nr__v8i __attribute__((vector_size(32)));
-#define NR__LANES 16
-
-/* Loads `cnt` floats (at most the vector's lanes) into v and zeros the rest; stores the first `cnt` of v.
- * Macros, because a 64-byte vector passed to a function changes the calling convention between the
- * instruction sets. */
-#define NR__LOADN(v, p, cnt)                                                                                  \
-    do {                                                                                                      \
-        if ((cnt) * sizeof(float) == sizeof(v)) {                                                             \
-            memcpy(&(v), (p), sizeof(v));                                                                     \
-        } else {                                                                                              \
-            memset(&(v), 0, sizeof(v));                                                                       \
-            memcpy(&(v), (p), (cnt) * sizeof(float));                                                         \
-        }                                                                                                     \
-    } while (0)
-#define NR__STOREN(p, v, cnt)                                                                                 \
-    do {                                                                                                      \
-        if ((cnt) * sizeof(float) == sizeof(v))                                                               \
-            memcpy((p), &(v), sizeof(v));                                                                     \
-        else                                                                                                  \
-            memcpy((p), &(v), (cnt) * sizeof(float));                                                         \
-    } while (0)
-
-/* Convolution algorithms (conv_winograd.c), for layer_conv.c. */
+/* ==== Winograd convolutions (conv_winograd.c), for layer_conv.c ==== */
 
 /* A 3x3, stride-1 convolution: input h x w x cin, `pad` (0 to 2) zeros around it, output oh x ow x cout. m: the
  * tile side, 2 for F(2x2, 3x3) or 4 for F(4x4, 3x3); 0 lets nr__wino_tile choose. */
@@ -222,7 +190,7 @@ void nr__wino_forward(const nr__wino_shape *s, const float *w, const float *bias
 void nr__wino_backward(const nr__wino_shape *s, const float *w, const float *x, const float *dy, float *dx,
                        float *dw, float *db, bool overwrite, size_t n, float *scratch);
 
-/* ==== end of the image layers' block ==== */
+/* ==== end of Winograd convolutions ==== */
 
 /* ---- element-wise helpers (layer_act.c) ---- */
 void nr__softmax_rows(const float *x, float *y, size_t n, size_t d);

@@ -4,9 +4,7 @@
  * shape. It still copies, because every layer owns its output buffer. No config. */
 #include "internal.h"
 
-/* The add runs on blocks of BLOCK (and once on the rest): GCC at -O2 vectorises only loops whose trip count it
- * knows. */
-enum { GRAIN = 16384, BLOCK = 16 };
+enum { GRAIN = 16384 };  /* floats copied per parallel chunk at least */
 
 static nr_status flatten_setup(nr_layer *l)
 {

@@ -14,19 +14,14 @@ import tempfile
 
 import numpy as np
 
-passed = failed = 0
+from checks import Checks
+
+CHECKS = Checks("conv_torch")
+check = CHECKS.check
 # Largest difference allowed, relative to the largest magnitude of the reference: float32 sums of a few
 # hundred products are good to about 1e-6 of their scale.
 TOL = 2e-5
 
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL conv_torch: " + what, file=sys.stderr)
 
 
 def close(case, what, got, want):
@@ -225,12 +220,10 @@ def main():
         import torch.nn.functional as F
     except ImportError:
         check(False, "PyTorch is missing (apt-get install python3-torch)")
-        print("conv_torch: %d passed, %d failed" % (passed, failed))
-        return 1
+        return CHECKS.report()
     if not os.access(exe, os.X_OK):
         check(False, "%s is not built (make %s)" % (exe, exe))
-        print("conv_torch: %d passed, %d failed" % (passed, failed))
-        return 1
+        return CHECKS.report()
     torch.set_num_threads(1)
     rng = np.random.default_rng(20240601)
     with tempfile.TemporaryDirectory() as tmp:
@@ -238,8 +231,7 @@ def main():
         pool_cases(torch, F, exe, tmp, rng)
         batchnorm_cases(torch, F, exe, tmp, rng)
         small_cnn(torch, F, exe, tmp, rng)
-    print("conv_torch: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return CHECKS.report()
 
 
 if __name__ == "__main__":

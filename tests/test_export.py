@@ -11,7 +11,11 @@ import tempfile
 
 import numpy as np
 
-passed = failed = 0
+from checks import Checks
+
+CHECKS = Checks("export")
+check = CHECKS.check
+run = CHECKS.run
 
 DRIVER = r"""
 #include <stdio.h>
@@ -29,21 +33,6 @@ int main(void)
     }
 }
 """
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL export: " + what, file=sys.stderr)
-
-
-def run(*args, **kw):
-    out = subprocess.run(args, capture_output=True, text=True, check=False, **kw)
-    check(out.returncode == 0, "%s exited %d: %s" % (" ".join(args[:3]), out.returncode, out.stderr.strip()[:500]))
-    return out.stdout
 
 
 def compare(exe, tmp, model, data_file, x, name):
@@ -95,8 +84,7 @@ def main():
             check(False, "Fashion-MNIST is not installed")
         bad = subprocess.run([exe, "export", model, "--name", "9lives"], capture_output=True, text=True)
         check(bad.returncode == 1 and "not a C identifier" in bad.stderr, "a bad --name is refused: %s" % bad.stderr)
-    print("export: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return CHECKS.report()
 
 
 if __name__ == "__main__":

@@ -6,31 +6,19 @@ Fashion-MNIST with pixels scaled to [0, 1]), then compares every probability.
 Usage: test_model_numpy.py BUILD_DIR
 """
 import os
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
+from checks import Checks
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
 import neurite_model  # noqa: E402
 
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL model_numpy: " + what, file=sys.stderr)
-
-
-def run(*args):
-    out = subprocess.run(args, capture_output=True, text=True, check=False)
-    check(out.returncode == 0, "%s exited %d: %s" % (" ".join(args), out.returncode, out.stderr.strip()))
-    return out.stdout
+CHECKS = Checks("model_numpy")
+check = CHECKS.check
+run = CHECKS.run
 
 
 def compare(exe, model, data_file, x, label_args=()):
@@ -83,8 +71,7 @@ def main():
             compare(exe, model, fashion, images)
         else:
             check(False, "Fashion-MNIST is not installed")
-    print("model_numpy: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return CHECKS.report()
 
 
 if __name__ == "__main__":

@@ -15,16 +15,11 @@ import tempfile
 
 import numpy as np
 
-passed = failed = 0
+from checks import Checks
 
+CHECKS = Checks("seed_numpy")
+check = CHECKS.check
 
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL seed_numpy: " + what, file=sys.stderr)
 
 
 def lecture(w1, w2, dtype, iters, lr=1e-6):
@@ -112,8 +107,7 @@ def main():
                 np.save(f2, w2)
                 _, ours64 = run_neurite(exe, tmp, f1, f2, 50)
                 check(np.array_equal(ours64, ours[:50]), "float64 .npy input gives the same run as float32")
-    print("seed_numpy: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return CHECKS.report()
 
 
 if __name__ == "__main__":
