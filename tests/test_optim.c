@@ -87,8 +87,51 @@ static void compare(const char *name, nr_opt_config cfg)
     nr_net_free(net);
 }
 
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+
+/* The update flushes denormals on its own thread (see optim.c) and hands the caller's mode back. */
+static void denormals(void)
+{
+    const unsigned ftz_daz = 0x8040;
+    for (int caller_flushes = 0; caller_flushes <= 1; caller_flushes++) {
+        unsigned saved = _mm_getcsr();
+        unsigned mode = caller_flushes ? saved | ftz_daz : saved & ~ftz_daz;
+        _mm_setcsr(mode);
+        float w[2][NP];
+        for (int run = 0; run < 2; run++) {  /* run 0: gradients of 1e-40 (denormal), run 1: zeros */
+            nr_net *net = nr_net_new(IN);
+            nr_net_dense(net, OUT, 1);
+            nr_optimizer *opt = nr_opt_new(net, &(nr_opt_config){.kind = NR_OPT_ADAM, .lr = 0.01f});
+            float *p = nr_net_params(net), *g = nr_net_grads(net);
+            for (int i = 0; i < NP; i++)
+                p[i] = i % 2 ? 0.5f : 0.0f;  /* at 0 even an update of 1e-34 shows */
+            for (int t = 0; t < 3; t++) {
+                for (int i = 0; i < NP; i++)
+                    g[i] = run == 0 ? 1e-40f : 0.0f;
+                CHECK_OK(nr_opt_step(opt, net, 0.01f, NULL));
+            }
+            memcpy(w[run], p, sizeof w[run]);
+            nr_opt_free(opt);
+            nr_net_free(net);
+        }
+        unsigned after = _mm_getcsr();
+        _mm_setcsr(saved);
+        CHECK((after & ftz_daz) == (mode & ftz_daz), "the caller's denormal mode %#x came back as %#x",
+              mode & ftz_daz, after & ftz_daz);
+        /* IEEE arithmetic would move the weights at 0 to about -1e-34 (v underflows to 0, so the step is
+         * lr m / eps); flushed, a 1e-40 gradient is a zero one and moves nothing. */
+        CHECK(memcmp(w[0], w[1], sizeof w[0]) == 0, "a denormal gradient (caller mode %#x) is not treated as 0",
+              mode & ftz_daz);
+    }
+}
+#endif
+
 int main(void)
 {
+#if defined(__x86_64__)
+    denormals();
+#endif
     compare("sgd", (nr_opt_config){.kind = NR_OPT_SGD, .lr = 0.1f});
     compare("sgd+decay", (nr_opt_config){.kind = NR_OPT_SGD, .lr = 0.1f, .weight_decay = 0.01f});
     compare("momentum", (nr_opt_config){.kind = NR_OPT_MOMENTUM, .lr = 0.05f});
