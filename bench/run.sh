@@ -6,6 +6,7 @@
 #   BENCH_QUICK=1 make bench    a fast check: one repeat, fewer workloads and settings
 #   BENCH_CNN=0 make bench      everything but the CNN epoch
 #   BENCH_EPOCHS=3 make bench   time 3 whole epochs per setting instead of one epoch in thirds
+#   BENCH_ROUNDS=2 make bench   measure every workload twice over and keep each row's faster round
 #   BENCH_DOC=1 make bench      also rewrite docs/benchmarks.md from bench/doc_header.md and the results
 #
 # Results: $BUILD/bench/results.md (tables), results.json, and the log of the run in bench.log.
