@@ -9,7 +9,8 @@ processes on the machine used is measured from /proc/stat; a row where that exce
 is marked, because these machines are shared and a busy neighbour slows OpenMP-style pools badly.
 
 Environment: BUILD (build), BENCH_QUICK=1 (a fast check: fewer repeats and workloads), BENCH_CNN=0 (skip
-the CNN), BENCH_EPOCHS=N (time N whole epochs instead of one epoch in three timed thirds), BENCH_DATA
+the CNN), BENCH_EPOCHS=N (time N whole epochs instead of one epoch in three timed thirds), BENCH_ROUNDS=N
+(measure every workload N times over and keep each row's fastest round), BENCH_DATA
 (/usr/share/datasets/fashion-mnist). Writes BUILD/bench/results.md and BUILD/bench/results.json.
 Standard library only; it runs under /usr/bin/python3 but imports neither NumPy nor PyTorch itself.
 """
@@ -89,7 +90,7 @@ def busy_seconds():
 
 
 QUIET_WAIT = float(os.environ.get("BENCH_QUIET_WAIT", "10"))  # seconds to wait for a busy machine, per run
-QUIET_BUDGET = [float(os.environ.get("BENCH_QUIET_BUDGET", "120"))]  # ... and in the whole run
+QUIET_BUDGET = [float(os.environ.get("BENCH_QUIET_BUDGET", "120")) * ROUNDS]  # ... and in the whole run
 WAITED = [0.0]
 
 
@@ -321,6 +322,10 @@ def best_of_rounds(rows_fn, *args):
                 if ROUNDS > 1:
                     row.round = k + 1
                 best[key] = row
+    # A setting stopped in one round and measured in another keeps only its measured rows (an inference
+    # setting's stopped row has no variant, so it does not share their keys).
+    measured = {(k[0], k[1]) for k in order if not best[k].stopped}
+    order = [k for k in order if not (best[k].stopped and (k[0], k[1]) in measured)]
     if ROUNDS > 1:
         log("  (best of %d rounds per row)" % ROUNDS)
         for key in order:

@@ -4,6 +4,7 @@
 #include "neurite.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { IN = 3, OUT = 2, NP = IN * OUT + OUT, STEPS = 6 };
@@ -90,47 +91,73 @@ static void compare(const char *name, nr_opt_config cfg)
 #if defined(__x86_64__)
 #include <xmmintrin.h>
 
-/* The update flushes denormals on its own thread (see optim.c) and hands the caller's mode back. */
-static void denormals(void)
+/* The update flushes denormals on its own threads (see optim.c) and hands the caller its mode back, keeping
+ * the exception flags the update raised. `inputs` large enough makes the pool's workers take part. */
+static void denormals(size_t inputs, int threads)
 {
-    const unsigned ftz_daz = 0x8040;
-    for (int caller_flushes = 0; caller_flushes <= 1; caller_flushes++) {
+    const unsigned ftz_daz = 0x8040, invalid = 0x01;
+    const size_t np = inputs * OUT + OUT;
+    float *w[2] = {malloc(np * sizeof(float)), malloc(np * sizeof(float))};
+    CHECK_OK(nr_set_threads(threads));
+    for (int caller_flushes = 0; caller_flushes <= 1 && w[0] && w[1]; caller_flushes++) {
         unsigned saved = _mm_getcsr();
-        unsigned mode = caller_flushes ? saved | ftz_daz : saved & ~ftz_daz;
-        _mm_setcsr(mode);
-        float w[2][NP];
+        unsigned mode = (caller_flushes ? saved | ftz_daz : saved & ~ftz_daz) & ~0x3fu;  /* no flags raised */
+        unsigned after = mode;
         for (int run = 0; run < 2; run++) {  /* run 0: gradients of 1e-40 (denormal), run 1: zeros */
-            nr_net *net = nr_net_new(IN);
+            nr_net *net = nr_net_new(inputs);
             nr_net_dense(net, OUT, 1);
             nr_optimizer *opt = nr_opt_new(net, &(nr_opt_config){.kind = NR_OPT_ADAM, .lr = 0.01f});
             float *p = nr_net_params(net), *g = nr_net_grads(net);
-            for (int i = 0; i < NP; i++)
+            for (size_t i = 0; i < np; i++)
                 p[i] = i % 2 ? 0.5f : 0.0f;  /* at 0 even an update of 1e-34 shows */
             for (int t = 0; t < 3; t++) {
-                for (int i = 0; i < NP; i++)
+                for (size_t i = 0; i < np; i++)
                     g[i] = run == 0 ? 1e-40f : 0.0f;
-                CHECK_OK(nr_opt_step(opt, net, 0.01f, NULL));
+                _mm_setcsr(mode);
+                nr_status st = nr_opt_step(opt, net, 0.01f, NULL);
+                after = _mm_getcsr();
+                _mm_setcsr(saved);
+                CHECK_OK(st);
             }
-            memcpy(w[run], p, sizeof w[run]);
+            memcpy(w[run], p, np * sizeof(float));
             nr_opt_free(opt);
             nr_net_free(net);
         }
-        unsigned after = _mm_getcsr();
-        _mm_setcsr(saved);
-        CHECK((after & ftz_daz) == (mode & ftz_daz), "the caller's denormal mode %#x came back as %#x",
-              mode & ftz_daz, after & ftz_daz);
+        CHECK((after & ftz_daz) == (mode & ftz_daz), "%zu inputs, %d threads: the caller's denormal mode %#x came "
+              "back as %#x", inputs, threads, mode & ftz_daz, after & ftz_daz);
         /* IEEE arithmetic would move the weights at 0 to about -1e-34 (v underflows to 0, so the step is
          * lr m / eps); flushed, a 1e-40 gradient is a zero one and moves nothing. */
-        CHECK(memcmp(w[0], w[1], sizeof w[0]) == 0, "a denormal gradient (caller mode %#x) is not treated as 0",
-              mode & ftz_daz);
+        CHECK(memcmp(w[0], w[1], np * sizeof(float)) == 0, "%zu inputs, %d threads: a denormal gradient (caller "
+              "mode %#x) is not treated as 0", inputs, threads, mode & ftz_daz);
     }
+    /* An infinite gradient makes Adam compute inf / inf: the update raises the invalid flag on the caller's
+     * thread (the first element is the caller's), and it must still be raised when the call returns. */
+    nr_net *net = nr_net_new(inputs);
+    nr_net_dense(net, OUT, 1);
+    nr_optimizer *opt = nr_opt_new(net, &(nr_opt_config){.kind = NR_OPT_ADAM});
+    float *g = nr_net_grads(net);
+    memset(g, 0, np * sizeof(float));
+    g[0] = INFINITY;
+    unsigned saved = _mm_getcsr();
+    _mm_setcsr(saved & ~0x3fu);
+    nr_status st = nr_opt_step(opt, net, 0.01f, NULL);
+    unsigned after = _mm_getcsr();
+    _mm_setcsr(saved);
+    CHECK(st == NR_ENUMERIC, "%zu inputs: an infinite gradient gave %s", inputs, nr_status_string(st));
+    CHECK(after & invalid, "%zu inputs, %d threads: the invalid flag the update raised was wiped", inputs, threads);
+    nr_opt_free(opt);
+    nr_net_free(net);
+    free(w[0]);
+    free(w[1]);
+    CHECK_OK(nr_set_threads(0));
 }
 #endif
 
 int main(void)
 {
 #if defined(__x86_64__)
-    denormals();
+    denormals(IN, 1);
+    denormals(40000, 2);  /* 80 002 parameters: several chunks, on the workers too */
 #endif
     compare("sgd", (nr_opt_config){.kind = NR_OPT_SGD, .lr = 0.1f});
     compare("sgd+decay", (nr_opt_config){.kind = NR_OPT_SGD, .lr = 0.1f, .weight_decay = 0.01f});
