@@ -166,7 +166,6 @@ class Row:
         self.wall = sum(r["wall"] for r in runs)  # all its processes together
         self.outside = statistics.median(r["wall"] - r["timed"] for r in runs) if times else float("nan")
         self.check, self.ratio = check, None
-        self.round = None  # which round it came from, when BENCH_ROUNDS > 1
         first = runs[0]
         self.command = " ".join(["%s=%s" % kv for kv in sorted(first["env"].items())] + first["cmd"])
 
@@ -319,8 +318,6 @@ def best_of_rounds(rows_fn, *args):
             if key not in best:
                 order.append(key)
             if key not in best or row.seconds < best[key].seconds:
-                if ROUNDS > 1:
-                    row.round = k + 1
                 best[key] = row
     # A setting stopped in one round and measured in another keeps only its measured rows (an inference
     # setting's stopped row has no variant, so it does not share their keys).

@@ -567,18 +567,16 @@ NR_SIMD_CLONES static void gather_range(void *ctx, size_t begin, size_t end)
     const gather_job *g = ctx;
     const nr_dataset *d = g->d;
     const size_t f = d->features;
+    /* Samples are picked at random from a set larger than the caches: ask for the next one's bytes while
+     * this one converts, or every line of it is a full wait on memory (2-3% of an MLP epoch). */
+    const char *base = d->u8 ? (const char *)d->u8 : (const char *)d->f32;
+    const size_t bytes = d->u8 ? f : f * sizeof(float);
     for (size_t i = begin; i < end; i++) {
         float *dst = g->x + i * f;
         size_t s = g->idx[i];
-        /* Samples are picked at random from a set larger than the caches: ask for the next one's bytes
-         * while this one converts, or every line of it is a full wait on memory (2-3% of an MLP epoch). */
-        if (i + 1 < end) {
-            size_t bytes = d->u8 ? f : f * sizeof(float);
-            const char *next = d->u8 ? (const char *)(d->u8 + (size_t)g->idx[i + 1] * f)
-                                     : (const char *)(d->f32 + (size_t)g->idx[i + 1] * f);
+        if (i + 1 < end)
             for (size_t k = 0; k < bytes; k += 64)
-                __builtin_prefetch(next + k);
-        }
+                __builtin_prefetch(base + (size_t)g->idx[i + 1] * bytes + k);
         if (d->f32) {
             const float *src = d->f32 + s * f;
             if (g->scale) {

@@ -449,16 +449,13 @@ static void gemm_simd(const simd_kernels *kern, nr_trans ta, nr_trans tb, size_t
      * transposed and C short: each thread would then transpose all of B for a few rows, where with
      * column blocks each packs only its own columns. */
     bool few_rows = m < 2 * (size_t)kern->rows(1) || (tb == NR_TRANS && m <= 256);
-    j.split_cols = few_rows && n >= 2 * kern->lanes;
-    {
-        /* Row blocks make every thread read all of op(B), column blocks all of op(A): take columns when they
-         * divide evenly and read at most 3/4 as much. A dense layer's forward pass at batch 64 (64 x 512,
-         * k 784) then reads half of W per thread instead of all of it: MLP-512 epochs 12% faster at 2
-         * threads. At batch 256 the two are close, and row blocks measured faster. */
-        size_t p = (size_t)nr_threads(), vec = (n + kern->lanes - 1) / kern->lanes;
-        if (!j.split_cols && p >= 2 && vec % p == 0 && 4 * (m * k + k * n / p) <= 3 * (m / p * k + k * n))
-            j.split_cols = true;
-    }
+    /* Row blocks also make every thread read all of op(B), column blocks all of op(A): columns win too when
+     * they divide evenly and read at most 3/4 as much. A dense layer's forward pass at batch 64 (64 x 512,
+     * k 784) then reads half of W per thread instead of all of it: MLP-512 epochs 9% faster at 2 threads.
+     * At batch 256 the two are close, and row blocks measured faster. */
+    size_t p = (size_t)nr_threads(), vec = (n + kern->lanes - 1) / kern->lanes;
+    bool cols_read_less = p >= 2 && vec % p == 0 && 4 * (m * k + k * n / p) <= 3 * (m / p * k + k * n);
+    j.split_cols = (few_rows && n >= 2 * kern->lanes) || cols_read_less;
     j.vectors = choose_vectors(kern, n, m);
     if (j.trans_c && j.vectors > kern->trans_vectors)
         j.vectors = kern->trans_vectors;

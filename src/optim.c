@@ -192,9 +192,9 @@ NR_SIMD_CLONES static void step_block(step_job *j, size_t b, size_t e)
  * hundred steps falls below FLT_MIN, where every x86 operation on it takes a microcode assist: in an
  * MLP-512 epoch on Fashion-MNIST they were 40% of the update's time (0.29 s against 0.18 s an epoch). The
  * update therefore runs with flush-to-zero and denormals-are-zero set on its own thread, and gives the
- * thread those two bits back after (the exception flags the update raised stay raised). A value under 1.2e-38 then counts as 0; for Adam that moves an update by
- * less than lr * 1.2e-38 / eps, which no weight of normal size can show. Without an SSE control register
- * the update runs as IEEE arithmetic says. */
+ * thread those two bits back after (the exception flags the update raised stay raised). A value under
+ * 1.2e-38 then counts as 0; for Adam that moves an update by less than lr * 1.2e-38 / eps, which no weight
+ * of normal size can show. Elsewhere than x86-64 the update runs as IEEE arithmetic says. */
 #ifdef HAVE_MXCSR
 enum { MXCSR_FTZ_DAZ = 0x8040 };  /* flush-to-zero (bit 15) and denormals-are-zero (bit 6) */
 static unsigned flush_denormals(void)
