@@ -17,7 +17,7 @@ ZLIB     ?= $(shell $(PKG_CONFIG) --exists zlib 2>/dev/null && echo 1 || echo 0)
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 OPT      ?= -O3
 CFLAGS   ?=
-CPPFLAGS += -Iinclude -D_POSIX_C_SOURCE=200809L
+CPPFLAGS += -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L
 # -fno-math-errno lets sqrtf and friends inline (we never read errno after math); -ffp-contract=off keeps
 # a*b+c two roundings on every compiler, so numbers do not depend on the instruction set chosen at run time.
 BASEFLAGS := -std=c11 $(OPT) -g $(WARN) -fPIC -pthread -fno-math-errno -ffp-contract=off
@@ -47,7 +47,7 @@ else
 Q := @
 endif
 
-LIB_SRC  := $(wildcard src/*.c)
+LIB_SRC  := $(wildcard src/*/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 EX_SRC   := $(wildcard examples/*.c)
@@ -70,15 +70,15 @@ all: $(STATIC) $(SHARED) $(CLI) examples
 
 examples: $(EX_BIN)
 
-$(BUILD)/%.o: %.c include/neurite.h $(wildcard src/*.h cli/*.h tests/*.h) Makefile
+$(BUILD)/%.o: %.c include/neurite.h $(wildcard src/*/*.h cli/*.h tests/*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
 # Kernels for newer x86-64 CPUs are compiled with their instruction sets and chosen at run time, so one
 # binary runs on any x86-64 (never -march=native).
 ifneq (,$(findstring x86_64,$(shell $(CC) -dumpmachine)))
-$(BUILD)/src/gemm_avx2.o: ALL_CFLAGS += -mavx2 -mfma
-$(BUILD)/src/gemm_avx512.o: ALL_CFLAGS += -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma
+$(BUILD)/src/kernels/gemm_avx2.o: ALL_CFLAGS += -mavx2 -mfma
+$(BUILD)/src/kernels/gemm_avx512.o: ALL_CFLAGS += -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma
 endif
 
 $(STATIC): $(LIB_OBJ)
@@ -167,7 +167,7 @@ FUZZ_SMOKE_SECONDS ?= 6
 FUZZ_NICE     ?= nice -n 19
 FUZZ_TARGETS  := model idx csv npy spec
 FUZZ_DIR      := build/fuzz
-FUZZ_CPPFLAGS := -Iinclude -D_POSIX_C_SOURCE=200809L $(if $(filter 1,$(ZLIB)),-DNR_HAVE_ZLIB)
+FUZZ_CPPFLAGS := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L $(if $(filter 1,$(ZLIB)),-DNR_HAVE_ZLIB)
 FUZZ_CFLAGS   := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                  -fno-omit-frame-pointer -pthread -fno-math-errno -ffp-contract=off $(WARN)
 FUZZ_LDLIBS   := -lm -pthread $(if $(filter 1,$(ZLIB)),-lz)
@@ -183,16 +183,16 @@ FUZZ_OPTS_npy   := -max_len=8192 -malloc_limit_mb=64 -dict=fuzz/npy.dict
 FUZZ_OPTS_spec  := -max_len=4096 -dict=fuzz/spec.dict
 FUZZ_RUN_OPTS   := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 
-$(FUZZ_DIR)/src/%.o: src/%.c include/neurite.h $(wildcard src/*.h) Makefile
+$(FUZZ_DIR)/src/%.o: src/%.c include/neurite.h $(wildcard src/*/*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(Q)$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -c $< -o $@
 
 # The AVX kernels are arithmetic on buffers the library sized, read no file, and take clang minutes to compile
 # with the sanitizers and coverage: they are built plain (the rest of the library checks every access to them).
 ifneq (,$(findstring x86_64,$(shell $(FUZZ_CC) -dumpmachine 2>/dev/null)))
-$(FUZZ_DIR)/src/gemm_avx2.o: FUZZ_CFLAGS := -std=c11 -g -O2 -pthread -fno-math-errno -ffp-contract=off $(WARN) \
+$(FUZZ_DIR)/src/kernels/gemm_avx2.o: FUZZ_CFLAGS := -std=c11 -g -O2 -pthread -fno-math-errno -ffp-contract=off $(WARN) \
                                             -mavx2 -mfma
-$(FUZZ_DIR)/src/gemm_avx512.o: FUZZ_CFLAGS := -std=c11 -g -O2 -pthread -fno-math-errno -ffp-contract=off $(WARN) \
+$(FUZZ_DIR)/src/kernels/gemm_avx512.o: FUZZ_CFLAGS := -std=c11 -g -O2 -pthread -fno-math-errno -ffp-contract=off $(WARN) \
                                               -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma
 endif
 

@@ -9,7 +9,7 @@
 #ifndef NR_FUZZ_COMMON_H
 #define NR_FUZZ_COMMON_H
 
-#include "../src/net.h"
+#include "../src/core/net.h"
 
 #include <dirent.h>
 #include <stdint.h>

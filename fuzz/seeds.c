@@ -4,7 +4,7 @@
  * deterministic, so the committed corpus can be regenerated and compared.
  *
  * Inputs of the targets that take an options byte (idx, csv, spec) start with it: see each fuzz_*.c. */
-#include "../src/internal.h"
+#include "../src/core/internal.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -74,7 +74,7 @@ def conv_cases(torch, F, exe, tmp, rng):
     cases = [(2, 8, 8, 1, 4, 3, 1, 1, True), (3, 7, 5, 3, 2, 3, 2, 1, True), (2, 9, 6, 2, 3, 5, 3, 2, False),
              (1, 6, 7, 4, 5, 2, 2, 0, True), (2, 5, 5, 3, 6, 1, 1, 0, True), (2, 10, 7, 3, 4, 4, 3, 1, True),
              (4, 14, 14, 8, 16, 3, 1, 1, True),
-             # 3x3 stride 1 with 8 or more input channels: Winograd (src/conv_winograd.c) by default, 4x4 tiles
+             # 3x3 stride 1 with 8 or more input channels: Winograd (src/kernels/conv_winograd.c) by default, 4x4 tiles
              # but on small images or past 128 channels. Each padding, odd sides, channel counts off its 16-lane
              # vectors, several chunks and groups of tiles.
              (2, 7, 9, 8, 5, 3, 1, 0, True), (1, 6, 5, 9, 6, 3, 1, 2, True), (3, 9, 9, 37, 21, 3, 1, 1, True),

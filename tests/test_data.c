@@ -2,7 +2,7 @@
  * sets from arrays, split and truncate, the input scaling, and the batch gatherer (scaling, shift
  * augmentation checked against a shift computed another way, no allocation). If the real data sets are
  * present (scripts/fetch-data.sh), their counts and shapes are checked too. */
-#include "../src/data.h"
+#include "../src/data/data.h"
 #include "check.h"
 
 #include <malloc.h>

@@ -82,7 +82,7 @@ static void conv_grads(void)
     nr_net_free(net);
 }
 
-/* 3x3 stride-1 convolutions with at least 8 input channels run through Winograd (src/conv_winograd.c): 4x4
+/* 3x3 stride-1 convolutions with at least 8 input channels run through Winograd (src/kernels/conv_winograd.c): 4x4
  * tiles, or 2x2 on tiny outputs (6 x 6 or less, or one row) and past 128 channels. Every padding it takes, odd
  * sides (tiles hanging over the edge), batch 1, channel counts that are not multiples of its 16-channel
  * vectors, and batches whose tiles fill several chunks and groups (its unit of work and of partial sums)

@@ -1,6 +1,6 @@
 /* test_model.c - model files: save -> load -> predict gives bit-identical outputs; every kind of damage is
  * refused with a message and no crash; saving never leaves a half-written file. */
-#include "../src/internal.h"
+#include "../src/core/internal.h"
 #include "check.h"
 
 #include <math.h>

@@ -1,6 +1,6 @@
 /* test_rng.c - the seeded generator: repeatable, in range, with the right distributions, and a logarithm
  * that agrees with the C library's to the last bits. */
-#include "../src/internal.h"
+#include "../src/core/internal.h"
 #include "check.h"
 
 #include <math.h>

@@ -1,0 +1,48 @@
+/* data.h - the data set's private structure and the batch gatherer the trainer uses. */
+#ifndef NR_DATA_H
+#define NR_DATA_H
+
+#include "core/net.h"
+
+struct nr_dataset {
+    size_t n;            /* samples */
+    size_t features;     /* numbers per sample = shape[0] * shape[1] * shape[2] */
+    size_t shape[3];     /* height, width, channels (1, 1, features for tables) */
+    uint8_t *u8;         /* images: n * features bytes (IDX), or NULL */
+    float *f32;          /* tables: n * features floats, or NULL */
+    int32_t *labels;     /* n labels, each in [0, classes) */
+    size_t classes;      /* 1 + the largest label */
+};
+
+/* Builds one batch: the samples idx[0..n) scaled by `scaling` (NULL or kind 0: raw values) into x
+ * (n * features floats, row after row) and their labels into `labels` (may be NULL). With shift > 0 and an
+ * image set, each image is moved by a random offset in [-shift, shift] in each direction drawn from `rng`
+ * (pixels moved in from outside are 0). Allocates nothing. */
+void nr__data_gather(const nr_dataset *d, const uint32_t *idx, size_t n, const nr__scaling *scaling, float *x,
+                     int32_t *labels, nr_rng *rng, int shift);
+
+/* Applies a network's input scaling to n raw rows of `features` floats: out = (raw - shift) * scale. `out` may
+ * be `raw`. */
+void nr__scale_rows(const nr__scaling *scaling, const float *raw, float *out, size_t n, size_t features);
+
+/* ---- shared by the readers (data.c, data_idx.c, data_csv.c) ---- */
+
+/* The most samples a data set may hold, so that sample indices fit the trainer's uint32_t. */
+#define NR__MAX_SAMPLES ((size_t)1 << 31)
+
+/* A new set of n samples of the given shape, its values and labels not yet filled in, stored as bytes
+ * (`bytes`) or floats. Refuses absurd sizes (NR_EINVAL) before allocating. */
+nr_status nr__data_new(size_t n, const size_t shape[3], bool bytes, nr_dataset **out);
+
+/* Sets `classes` from the labels (1 + the largest). */
+void nr__data_count_classes(nr_dataset *d);
+
+/* Why `value` cannot be a class label ("is not a whole number", ...), or NULL if it can (0 to 65535). */
+const char *nr__label_problem(double value);
+
+/* Readers for the forms nr_data_load tells apart by name. */
+nr_status nr__data_load_csv(const char *path, const nr_data_options *options, nr_dataset **out);
+/* An IDX images file whose labels file is found by name ("images-idx3" -> "labels-idx1"). */
+nr_status nr__data_load_idx_images(const char *images_path, bool unlabeled, nr_dataset **out);
+
+#endif

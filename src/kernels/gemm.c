@@ -1,0 +1,610 @@
+/* gemm.c - the matrix-product seam: argument checks, backend choice, the portable reference kernel, and the
+ * driver of the SIMD kernels (gemm_avx512.c, gemm_avx2.c). Design and measurements: docs/gemm.md.
+ *
+ * Every layer's matrix work goes through nr__gemm. The backends compute the same products; they differ in
+ * speed and, within float rounding, in the order of additions. Within one backend the order of additions
+ * for an element of C never depends on the number of threads. */
+#include "core/internal.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#ifdef NR_HAVE_CBLAS
+#include <cblas.h>
+#endif
+
+typedef void (*gemm_fn)(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a,
+                        size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc);
+
+/* ---- the portable kernel ----
+ * Plain C that compilers vectorise: C rows are computed as sums of scaled rows of op(B), or as dot
+ * products when B is transposed. Rows of C are split across threads. */
+
+typedef struct portable_job {
+    nr_trans ta, tb;
+    size_t n, k, lda, ldb, ldc;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+} portable_job;
+
+enum { KBLOCK = 256 };
+
+static void portable_rows(void *ctx, size_t i0, size_t i1)
+{
+    const portable_job *j = ctx;
+    const size_t n = j->n, k = j->k;
+    for (size_t i = i0; i < i1; i++) {
+        float *restrict crow = j->c + i * j->ldc;
+        if (j->beta == 0.0f)
+            memset(crow, 0, n * sizeof(float));
+        else if (j->beta != 1.0f)
+            for (size_t x = 0; x < n; x++)
+                crow[x] *= j->beta;
+        if (j->tb == NR_NO_TRANS) {
+            for (size_t p0 = 0; p0 < k; p0 += KBLOCK) {
+                size_t p1 = p0 + KBLOCK < k ? p0 + KBLOCK : k;
+                for (size_t p = p0; p < p1; p++) {
+                    float av = j->alpha * (j->ta == NR_NO_TRANS ? j->a[i * j->lda + p] : j->a[p * j->lda + i]);
+                    const float *restrict brow = j->b + p * j->ldb;
+                    for (size_t x = 0; x < n; x++)
+                        crow[x] += av * brow[x];
+                }
+            }
+        } else {
+            for (size_t x = 0; x < n; x++) {
+                const float *restrict brow = j->b + x * j->ldb;
+                float s = 0.0f;
+                if (j->ta == NR_NO_TRANS) {
+                    const float *restrict arow = j->a + i * j->lda;
+                    for (size_t p = 0; p < k; p++)
+                        s += arow[p] * brow[p];
+                } else {
+                    for (size_t p = 0; p < k; p++)
+                        s += j->a[p * j->lda + i] * brow[p];
+                }
+                crow[x] += j->alpha * s;
+            }
+        }
+    }
+}
+
+static void gemm_portable(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a,
+                          size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc)
+{
+    portable_job j = {ta, tb, n, k, lda, ldb, ldc, alpha, beta, a, b, c};
+    size_t work_per_row = n * (k ? k : 1);
+    size_t grain = work_per_row >= 65536 ? 1 : 65536 / work_per_row;
+    nr__parallel_for(m, grain, portable_rows, &j);
+}
+
+#ifdef NR_HAVE_CBLAS
+static void gemm_blas(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a,
+                      size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc)
+{
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n,
+                (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+}
+#endif
+
+/* ---- the SIMD backends ----
+ * A Goto/BLIS-style driver shared by the AVX-512 and AVX2 kernels (gemm_avx512.c, gemm_avx2.c), which
+ * supply only the register-blocked tiles. Loop nest of one thread's block of C:
+ *
+ *   for each column block of up to NC columns       (B block kc x NC stays in L2)
+ *     for each k block of kc                          (fixed by k alone: the order of additions)
+ *       pack the B block if needed
+ *       for each row panel of MR rows                 (A panel MR x kc stays in L1)
+ *         pack the A panel if needed
+ *         for each column panel: one MR x NV tile     (C tile in registers for the whole k block)
+ *
+ * Packing is skipped whenever the operand can be read in place: the kernels read A through two strides (so
+ * a row-major op(A) and a transposed one are both direct) and B a row at a time, so only a transposed op(B)
+ * must be packed (transposed in 16 x 16 or 8 x 8 register blocks). Small products, which matter most here,
+ * thus pay nothing for packing; see simd_block for when packing does pay.
+ *
+ * Threads split C into row blocks (or column blocks when C has few rows); k is never split and kc depends on
+ * k alone, so every element is summed in the same order at any thread count.
+ *
+ * x86-64 only, like the kernels. */
+
+#if defined(__x86_64__)
+#include "kernels/gemm_kernels.h"
+
+typedef void (*panel_fn)(size_t rows, size_t kc, const float *a, size_t a_rs, size_t a_ks, const float *b,
+                         size_t b_ks, size_t b_next, size_t cols, size_t vectors, float *c, size_t ldc, float alpha,
+                         float beta, int mode);
+
+typedef struct simd_kernels {
+    size_t lanes;        /* floats per vector */
+    size_t max_vectors;  /* the widest tile, in vectors */
+    int (*rows)(size_t vectors);
+    /* dst[p * dst_ld + x] = src[x * ld + p] for x < rows, p < len */
+    void (*transpose)(const float *src, size_t ld, size_t rows, size_t len, float *dst, size_t dst_ld);
+    panel_fn panel;
+    /* The same for a panel of C^T stored transposed (NULL if the kernels have none), up to
+     * trans_vectors wide: for C narrower than a vector. */
+    panel_fn panel_t;
+    size_t trans_vectors;
+} simd_kernels;
+
+enum {
+    KC_MAX = 512,                /* longest k block: an A panel of 4 to 12 rows x 512 stays in L1 */
+    B_BLOCK_FLOATS = 128 * 1024, /* kc x NC of B kept in L2 (512 KiB: half of the smallest L2 we tune for) */
+    MIN_TASK_MACS = 128 * 1024,  /* a thread's least share (~2 us): below it a second thread saves too little */
+    SKINNY_ROWS = 4,             /* C this short streams B once for (almost) nothing: memory-bound */
+    SKINNY_DIVISOR = 8,          /* ... so the least share is 16 K MACs, 64 KiB of B (~2 us from L2) */
+};
+
+/* ---- scratch for packing ----
+ * Packing buffers are kept between calls in a small table of slots claimed with an atomic flag, so that
+ * any number of threads (pool workers, or user threads running a product inline) each get their own
+ * without locks or allocation in steady state. A slot grows when a larger product needs more. If every
+ * slot is taken, the caller gets a one-off allocation. The buffers are freed at exit. */
+
+enum { SCRATCH_SLOTS = 64 };
+
+typedef struct scratch_slot {
+    _Alignas(64) atomic_int busy; /* one slot per cache line: claiming one does not disturb its neighbours */
+    float *buf;
+    size_t cap;
+} scratch_slot;
+
+static scratch_slot scratch_slots[SCRATCH_SLOTS];
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free_all(void)
+{
+    /* Each idle slot is claimed for good before its buffer is freed, so nothing can use it afterwards. */
+    for (int i = 0; i < SCRATCH_SLOTS; i++)
+        if (!atomic_exchange(&scratch_slots[i].busy, 1)) {
+            free(scratch_slots[i].buf);
+            scratch_slots[i].buf = NULL;
+            scratch_slots[i].cap = 0;
+        }
+}
+
+static void scratch_register(void) { atexit(scratch_free_all); }
+
+static float *aligned_floats(size_t count)
+{
+    void *p = NULL;
+    return posix_memalign(&p, NR_ALIGN, count * sizeof(float)) == 0 ? p : NULL;
+}
+
+/* A buffer of at least `count` floats, 64-byte aligned; *slot says where to give it back. NULL if out of
+ * memory (the library reports nothing from here: the caller falls back to a path without buffers). */
+static float *scratch_get(size_t count, int *slot)
+{
+    pthread_once(&scratch_once, scratch_register);
+    for (int i = 0; i < SCRATCH_SLOTS; i++) {
+        scratch_slot *s = &scratch_slots[i];
+        if (atomic_load_explicit(&s->busy, memory_order_relaxed) ||
+            atomic_exchange_explicit(&s->busy, 1, memory_order_acquire))
+            continue;
+        if (s->cap < count) {
+            free(s->buf);
+            s->buf = aligned_floats(count);
+            s->cap = s->buf ? count : 0;
+            if (!s->buf) {
+                atomic_store_explicit(&s->busy, 0, memory_order_release);
+                return NULL;
+            }
+        }
+        *slot = i;
+        return s->buf;
+    }
+    *slot = -1;
+    return aligned_floats(count);
+}
+
+static void scratch_put(float *buf, int slot)
+{
+    if (slot < 0)
+        free(buf);
+    else
+        atomic_store_explicit(&scratch_slots[slot].busy, 0, memory_order_release);
+}
+
+/* ---- the plan of one product ---- */
+
+typedef struct simd_job {
+    const simd_kernels *kern;
+    nr_trans ta, tb;
+    size_t m, n, k, lda, ldb, ldc;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+    size_t kc;          /* k block; the last may be shorter */
+    size_t vectors;     /* vectors per column panel */
+    size_t mr;          /* rows per row panel */
+    bool split_cols;    /* threads take column blocks (units of one vector) instead of row blocks */
+    bool trans_c;       /* the job computes C^T = op(B)^T op(A)^T: m, n, a, b and their flags are swapped */
+} simd_job;
+
+/* Estimated cycles per k step per row of C for a tile of r rows and v vectors: FMAs at two per cycle,
+ * loads (r broadcasts + v vectors) at two per cycle, at least one FMA latency (4 cycles) per step; plus a
+ * small charge for the loads so that taller tiles win ties (they stream B fewer times). */
+static double tile_cost(size_t r, size_t v)
+{
+    double fma = (double)(r * v) / 2, loads = (double)(r + v) / 2, t = fma > loads ? fma : loads;
+    if (t < 4)
+        t = 4;
+    return (t + 0.1 * (double)(r + v)) / (double)r;
+}
+
+/* Chooses the panel width for rows of `cols` columns, `rows` rows at most per panel. */
+static size_t choose_vectors(const simd_kernels *kern, size_t cols, size_t rows)
+{
+    size_t nvec = (cols + kern->lanes - 1) / kern->lanes, best = 1;
+    double best_cost = 0;
+    for (size_t v = 1; v <= kern->max_vectors; v++) {
+        size_t r = (size_t)kern->rows(v);
+        if (r > rows)
+            r = rows;
+        double cost = 0;
+        for (size_t left = nvec; left > 0;) {
+            size_t w = left < v ? left : v;
+            cost += tile_cost(r, w);
+            left -= w;
+        }
+        if (v == 1 || cost <= best_cost) {
+            best = v;
+            best_cost = cost;
+        }
+        if (v >= nvec)
+            break;
+    }
+    return best;
+}
+
+/* Whether a leading dimension puts consecutive rows in the same few cache sets. */
+static bool bad_stride(size_t ld) { return ld % 256 == 0; }
+
+static void pack_a(const simd_job *j, size_t i, size_t rows, size_t p0, size_t kb, float *dst)
+{
+    /* k-major: the rows of one k step side by side, as the kernels' broadcasts read them. */
+    if (j->ta == NR_NO_TRANS) {
+        j->kern->transpose(j->a + i * j->lda + p0, j->lda, rows, kb, dst, rows);
+    } else {
+        /* A handful of floats per step: a loop, not a call to memcpy per step. */
+        for (size_t p = 0; p < kb; p++) {
+            const float *src = j->a + (p0 + p) * j->lda + i;
+            for (size_t r = 0; r < rows; r++)
+                dst[p * rows + r] = src[r];
+        }
+    }
+}
+
+/* Packs op(B)[p0, p0 + kb) x [j0, j0 + cols) into panels of `width` columns, each kb rows of `width`. */
+static void pack_b(const simd_job *j, size_t p0, size_t kb, size_t j0, size_t cols, size_t width, float *dst)
+{
+    for (size_t q = 0; q < cols; q += width, dst += kb * width) {
+        size_t w = cols - q < width ? cols - q : width;
+        if (j->tb == NR_NO_TRANS) {
+            for (size_t p = 0; p < kb; p++)
+                memcpy(dst + p * width, j->b + (p0 + p) * j->ldb + j0 + q, w * sizeof(float));
+        } else {
+            j->kern->transpose(j->b + (j0 + q) * j->ldb + p0, j->ldb, w, kb, dst, width);
+        }
+    }
+}
+
+/* The last resort when no packing buffer can be had: each element summed in exactly the kernels' order
+ * (one correctly rounded FMA per k step from zero per k block, then the same combination with C), so the
+ * result is bit for bit the same, only slower. */
+static void block_scalar(const simd_job *j, size_t i0, size_t i1, size_t j0, size_t j1)
+{
+    for (size_t i = i0; i < i1; i++)
+        for (size_t x = j0; x < j1; x++) {
+            float *cp = j->trans_c ? j->c + x * j->ldc + i : j->c + i * j->ldc + x;
+            for (size_t p0 = 0; p0 < j->k; p0 += j->kc) {
+                size_t p1 = p0 + j->kc < j->k ? p0 + j->kc : j->k;
+                float acc = 0.0f;
+                for (size_t p = p0; p < p1; p++) {
+                    float av = j->ta ? j->a[p * j->lda + i] : j->a[i * j->lda + p];
+                    float bv = j->tb ? j->b[x * j->ldb + p] : j->b[p * j->ldb + x];
+                    acc = fmaf(av, bv, acc);
+                }
+                if (p0 > 0 || j->beta == 1.0f)
+                    *cp = fmaf(j->alpha, acc, *cp);
+                else if (j->beta == 0.0f)
+                    *cp = j->alpha * acc;
+                else
+                    *cp = fmaf(j->alpha, acc, j->beta * *cp);
+            }
+        }
+}
+
+/* Rows [i0, i1) x columns [j0, j1) of C: one thread's share. */
+static void simd_block(const simd_job *j, size_t i0, size_t i1, size_t j0, size_t j1)
+{
+    const simd_kernels *kern = j->kern;
+    const size_t width = j->vectors * kern->lanes, mr = j->mr;
+    const size_t rows = i1 - i0, cols = j1 - j0;
+    const size_t panels = (cols + width - 1) / width;
+    /* Column block: as many panels as keep kc x NC of B within the L2 budget. */
+    size_t nc_panels = B_BLOCK_FLOATS / (j->kc * width);
+    if (nc_panels < 1)
+        nc_panels = 1;
+    if (nc_panels > panels)
+        nc_panels = panels;
+    const size_t nc = nc_panels * width;
+    /* Read in place whenever possible: measured, packing a row-major A never paid for itself here (an A
+     * panel stays in L1 across the column panels anyway) unless its rows are more than the L1's 8 ways
+     * and fall into the same sets; packing B pays only for tall blocks with such a stride (2048^3: +14%;
+     * 64 rows: -6%). */
+    bool pack_a_panels = nc_panels >= 2 && mr > 8 && bad_stride(j->lda);
+    bool pack_b_block = j->tb == NR_TRANS || (rows >= 256 && bad_stride(j->ldb));
+    float *buf = NULL, *abuf = NULL, *bbuf = NULL;
+    int slot = -1;
+    if (pack_a_panels || pack_b_block) {
+        size_t a_floats = pack_a_panels ? (mr * j->kc + 16) & ~(size_t)15 : 0;
+        size_t b_floats = pack_b_block ? j->kc * nc : 0;
+        buf = scratch_get(a_floats + b_floats, &slot);
+        if (!buf) {
+            block_scalar(j, i0, i1, j0, j1);
+            return;
+        }
+        abuf = pack_a_panels ? buf : NULL;
+        bbuf = pack_b_block ? buf + a_floats : NULL;
+    }
+    for (size_t jc = j0; jc < j1; jc += nc) {
+        size_t ncols = j1 - jc < nc ? j1 - jc : nc;
+        for (size_t p0 = 0; p0 < j->k; p0 += j->kc) {
+            size_t kb = j->k - p0 < j->kc ? j->k - p0 : j->kc;
+            int mode = p0 > 0 || j->beta == 1.0f ? 1 : j->beta == 0.0f ? 0 : 2;
+            const float *b;
+            size_t b_ks, b_next;
+            if (bbuf) {
+                pack_b(j, p0, kb, jc, ncols, width, bbuf);
+                b = bbuf;
+                b_ks = width;
+                b_next = kb * width;
+            } else {
+                b = j->b + p0 * j->ldb + jc;
+                b_ks = j->ldb;
+                b_next = width;
+            }
+            for (size_t i = i0; i < i1; i += mr) {
+                size_t r = i1 - i < mr ? i1 - i : mr;
+                const float *a;
+                size_t a_rs, a_ks;
+                if (abuf) {
+                    pack_a(j, i, r, p0, kb, abuf);
+                    a = abuf;
+                    a_rs = 1;
+                    a_ks = r;
+                } else if (j->ta == NR_TRANS) {
+                    a = j->a + p0 * j->lda + i;
+                    a_rs = 1;
+                    a_ks = j->lda;
+                } else {
+                    a = j->a + i * j->lda + p0;
+                    a_rs = j->lda;
+                    a_ks = 1;
+                }
+                if (j->trans_c)
+                    kern->panel_t(r, kb, a, a_rs, a_ks, b, b_ks, b_next, ncols, j->vectors,
+                                  j->c + jc * j->ldc + i, j->ldc, j->alpha, j->beta, mode);
+                else
+                    kern->panel(r, kb, a, a_rs, a_ks, b, b_ks, b_next, ncols, j->vectors, j->c + i * j->ldc + jc,
+                                j->ldc, j->alpha, j->beta, mode);
+            }
+        }
+    }
+    if (buf)
+        scratch_put(buf, slot);
+}
+
+static void simd_range(void *ctx, size_t begin, size_t end)
+{
+    const simd_job *j = ctx;
+    if (j->split_cols) {
+        size_t j1 = end * j->kern->lanes;
+        simd_block(j, 0, j->m, begin * j->kern->lanes, j1 < j->n ? j1 : j->n);
+    } else {
+        simd_block(j, begin, end, 0, j->n);
+    }
+}
+
+static void scale_c(size_t m, size_t n, float beta, float *c, size_t ldc)
+{
+    for (size_t i = 0; i < m; i++) {
+        float *row = c + i * ldc;
+        if (beta == 0.0f)
+            memset(row, 0, n * sizeof(float));
+        else if (beta != 1.0f)
+            for (size_t x = 0; x < n; x++)
+                row[x] *= beta;
+    }
+}
+
+static void gemm_simd(const simd_kernels *kern, nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k,
+                      float alpha, const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+                      size_t ldc)
+{
+    if (k == 0 || alpha == 0.0f) {
+        scale_c(m, n, beta, c, ldc);
+        return;
+    }
+    simd_job j = {kern, ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c, 0, 0, 0, false, false};
+    /* C narrower than a vector (the output layer of a classifier) wastes most lanes of every FMA; computed as
+     * C^T = op(B)^T op(A)^T its long side runs along the vectors instead. Each element is still one FMA
+     * chain over k from zero (a b and b a round alike), so the values are those of the direct way. */
+    if (n < kern->lanes && n > kern->lanes / 2 && m >= 2 * kern->lanes && k >= 16 && kern->panel_t) {
+        j = (simd_job){kern, tb == NR_TRANS ? NR_NO_TRANS : NR_TRANS, ta == NR_TRANS ? NR_NO_TRANS : NR_TRANS,
+                       n, m, k, ldb, lda, ldc, alpha, beta, b, a, c, 0, 0, 0, false, true};
+        m = j.m;
+        n = j.n;
+        ta = j.ta;
+        tb = j.tb;
+    }
+    /* Equal k blocks of at most KC_MAX: a function of k alone. */
+    size_t kblocks = (k + KC_MAX - 1) / KC_MAX;
+    j.kc = (k + kblocks - 1) / kblocks;
+    /* Threads take row blocks, unless C is too short for every thread to get a full row panel, or op(B) is
+     * transposed and C short: each thread would then transpose all of B for a few rows, where with
+     * column blocks each packs only its own columns. */
+    bool few_rows = m < 2 * (size_t)kern->rows(1) || (tb == NR_TRANS && m <= 256);
+    /* Row blocks also make every thread read all of op(B), column blocks all of op(A): columns win too when
+     * they divide evenly and read at most 3/4 as much. A dense layer's forward pass at batch 64 (64 x 512,
+     * k 784) then reads half of W per thread instead of all of it: MLP-512 epochs 9% faster at 2 threads.
+     * At batch 256 the two are close, and row blocks measured faster. */
+    size_t p = (size_t)nr_threads(), vec = (n + kern->lanes - 1) / kern->lanes;
+    bool cols_read_less = p >= 2 && vec % p == 0 && 4 * (m * k + k * n / p) <= 3 * (m / p * k + k * n);
+    j.split_cols = (few_rows && n >= 2 * kern->lanes) || cols_read_less;
+    j.vectors = choose_vectors(kern, n, m);
+    if (j.trans_c && j.vectors > kern->trans_vectors)
+        j.vectors = kern->trans_vectors;
+    j.mr = (size_t)kern->rows(j.vectors);
+    /* Units are vectors of columns or single rows. As many threads as get MIN_TASK_MACS each, with equal
+     * chunks (a grain from the work alone would leave the last thread a scrap); one runs inline. */
+    size_t units = j.split_cols ? (n + kern->lanes - 1) / kern->lanes : m;
+    /* A product of a few rows (inference on one sample) reads each element of B for one or two multiply-adds:
+     * it is bound by the memory it streams, not by the FMAs, and a thread's share of B costs several times
+     * what its MACs suggest, so a smaller share is already worth a second core. */
+    size_t min_macs = m <= SKINNY_ROWS ? MIN_TASK_MACS / SKINNY_DIVISOR : MIN_TASK_MACS;
+    size_t parts = m * n * k / min_macs;
+    if (parts > units)
+        parts = units;
+    if (parts >= 2) {
+        size_t threads = (size_t)nr_threads();
+        parts = parts < threads ? parts : threads;
+    } else {
+        parts = 1;
+    }
+    nr__parallel_for(units, (units + parts - 1) / parts, simd_range, &j);
+}
+
+static const simd_kernels avx512_kernels = {16, 7, nr__gemm_avx512_rows, nr__gemm_avx512_transpose,
+                                           nr__gemm_avx512_panel, nr__gemm_avx512_panel_t, 2};
+static const simd_kernels avx2_kernels = {8, 3, nr__gemm_avx2_rows, nr__gemm_avx2_transpose, nr__gemm_avx2_panel,
+                                         NULL, 0};
+
+static void gemm_avx512(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a,
+                        size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc)
+{
+    gemm_simd(&avx512_kernels, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+static void gemm_avx2(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a,
+                      size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc)
+{
+    gemm_simd(&avx2_kernels, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+static int has_avx512(void)
+{
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("fma");
+}
+
+static int has_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+#endif
+
+/* ---- backend choice ---- */
+
+typedef struct backend {
+    const char *name;
+    gemm_fn fn;
+    int (*available)(void);
+} backend;
+
+static int always(void) { return 1; }
+
+/* In order of preference: "auto" takes the first one available. */
+static const backend backends[] = {
+#if defined(__x86_64__)
+    {"avx512", gemm_avx512, has_avx512},
+    {"avx2", gemm_avx2, has_avx2},
+#endif
+#ifdef NR_HAVE_CBLAS
+    {"blas", gemm_blas, always},
+#endif
+    {"portable", gemm_portable, always},
+};
+
+enum { BACKEND_COUNT = sizeof backends / sizeof backends[0] };
+
+static _Atomic(const backend *) current;
+static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
+
+static const backend *first_available(void)
+{
+    for (size_t i = 0; i < BACKEND_COUNT; i++)
+        if (backends[i].available())
+            return &backends[i];
+    return &backends[BACKEND_COUNT - 1];
+}
+
+static void choose_default(void)
+{
+    const backend *pick = NULL;
+    const char *env = getenv("NEURITE_GEMM");
+    if (env)
+        for (size_t i = 0; i < BACKEND_COUNT; i++)
+            if (strcmp(env, backends[i].name) == 0 && backends[i].available())
+                pick = &backends[i];
+    atomic_store(&current, pick ? pick : first_available());
+}
+
+static const backend *active(void)
+{
+    pthread_once(&choose_once, choose_default);
+    return atomic_load_explicit(&current, memory_order_relaxed);
+}
+
+const char *nr_gemm_backend(void) { return active()->name; }
+
+nr_status nr_set_gemm_backend(const char *name)
+{
+    active();
+    if (!name)
+        return nr__fail(NR_EINVAL, "nr_set_gemm_backend: NULL name");
+    if (strcmp(name, "auto") == 0) {
+        atomic_store(&current, first_available());
+        return NR_OK;
+    }
+    for (size_t i = 0; i < BACKEND_COUNT; i++) {
+        if (strcmp(name, backends[i].name) == 0) {
+            if (!backends[i].available())
+                return nr__fail(NR_EINVAL, "matrix kernel '%s' is not supported by this CPU", name);
+            atomic_store(&current, &backends[i]);
+            return NR_OK;
+        }
+    }
+    return nr__fail(NR_EINVAL, "unknown or unavailable matrix kernel '%s'", name);
+}
+
+void nr__gemm(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+              const float *b, size_t ldb, float beta, float *c, size_t ldc)
+{
+    if (m == 0 || n == 0)
+        return;
+    active()->fn(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+nr_status nr_sgemm(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a,
+                   size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc)
+{
+    if ((ta != NR_NO_TRANS && ta != NR_TRANS) || (tb != NR_NO_TRANS && tb != NR_TRANS))
+        return nr__fail(NR_EINVAL, "nr_sgemm: transpose flags must be NR_NO_TRANS or NR_TRANS");
+    if (m == 0 || n == 0 || k == 0)
+        return nr__fail(NR_EINVAL, "nr_sgemm: zero dimension (m=%zu n=%zu k=%zu)", m, n, k);
+    if (!a || !b || !c)
+        return nr__fail(NR_EINVAL, "nr_sgemm: NULL matrix");
+    size_t a_cols = ta ? m : k, b_cols = tb ? k : n;
+    if (lda < a_cols || ldb < b_cols || ldc < n)
+        return nr__fail(NR_EINVAL, "nr_sgemm: a row stride is smaller than the row (lda=%zu ldb=%zu ldc=%zu)",
+                        lda, ldb, ldc);
+    size_t mk, kn, mn;
+    if (!nr__mul(m, k, &mk) || !nr__mul(k, n, &kn) || !nr__mul(m, n, &mn) || mk > NR_MAX_FLOATS ||
+        kn > NR_MAX_FLOATS || mn > NR_MAX_FLOATS || m > INT32_MAX || n > INT32_MAX || k > INT32_MAX)
+        return nr__fail(NR_EINVAL, "nr_sgemm: matrices too large (m=%zu n=%zu k=%zu)", m, n, k);
+    nr__gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return NR_OK;
+}
