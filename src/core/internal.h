@@ -199,6 +199,12 @@ void nr__softmax_rows(const float *x, float *y, size_t n, size_t d);
 
 /* The L2 norm of a gradient laid out like the optimizer's network, summed in fixed blocks. */
 double nr__grad_norm(nr_optimizer *opt, const float *grads);
+/* The two halves of nr_opt_step, for the trainer that puts its own steps between them. nr__opt_clip: the factor
+ * (1 unless clipping is on and needed) that brings the gradient's norm down to the clipping norm, and the norm
+ * (if grad_norm is not NULL); NR_ENUMERIC if the norm is not finite. nr__opt_update: one update at learning
+ * rate lr with the gradient scaled by gscale (the factor rides along the update: no extra pass). */
+nr_status nr__opt_clip(nr_optimizer *opt, nr_net *net, float *gscale, double *grad_norm);
+nr_status nr__opt_update(nr_optimizer *opt, nr_net *net, float lr, float gscale);
 /* Restores the step counter (Adam's bias correction depends on it) when resuming. */
 void nr__opt_set_steps(nr_optimizer *opt, uint64_t steps);
 

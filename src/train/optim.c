@@ -249,26 +249,34 @@ double nr__grad_norm(nr_optimizer *o, const float *g)
     return sqrt(total);
 }
 
-nr_status nr_opt_step(nr_optimizer *o, nr_net *net, float lr, double *grad_norm)
+static nr_status check_lr(float lr)
 {
-    if (!o || !net)
-        return nr__fail(NR_EINVAL, "nr_opt_step: NULL argument");
-    if (net->n_params != o->n_params)
-        return nr__fail(NR_ESHAPE, "optimizer made for %zu parameters used on a network of %zu", o->n_params,
-                        net->n_params);
     if (!(lr > 0.0f) || !isfinite(lr))
         return nr__fail(NR_EINVAL, "learning rate %g is not positive", (double)lr);
+    return NR_OK;
+}
+
+nr_status nr__opt_clip(nr_optimizer *o, nr_net *net, float *gscale, double *grad_norm)
+{
     nr__net_settle_grads(net);
-    float gscale = 1.0f;
-    if (o->cfg.clip_norm > 0.0f || grad_norm) {
-        double norm = nr__grad_norm(o, net->grads);
-        if (grad_norm)
-            *grad_norm = norm;
-        if (!isfinite(norm))
-            return nr__fail(NR_ENUMERIC, "the gradient norm is %g", norm);
-        if (o->cfg.clip_norm > 0.0f && norm > o->cfg.clip_norm)
-            gscale = (float)(o->cfg.clip_norm / norm);
-    }
+    *gscale = 1.0f;
+    if (o->cfg.clip_norm <= 0.0f && !grad_norm)
+        return NR_OK;
+    double norm = nr__grad_norm(o, net->grads);
+    if (grad_norm)
+        *grad_norm = norm;
+    if (!isfinite(norm))
+        return nr__fail(NR_ENUMERIC, "the gradient norm is %g", norm);
+    if (o->cfg.clip_norm > 0.0f && norm > o->cfg.clip_norm)
+        *gscale = (float)(o->cfg.clip_norm / norm);
+    return NR_OK;
+}
+
+nr_status nr__opt_update(nr_optimizer *o, nr_net *net, float lr, float gscale)
+{
+    nr_status st = check_lr(lr);
+    if (st)
+        return st;
     o->steps++;
     step_job j = {.o = o, .lr = lr, .gscale = gscale};
     if (o->cfg.kind == NR_OPT_ADAM || o->cfg.kind == NR_OPT_ADAMW) {
@@ -287,6 +295,41 @@ nr_status nr_opt_step(nr_optimizer *o, nr_net *net, float lr, double *grad_norm)
     if (atomic_load(&j.nonfinite))
         return nr__fail(NR_ENUMERIC, "the gradient holds a NaN or an infinity");
     return NR_OK;
+}
+
+nr_status nr_opt_step(nr_optimizer *o, nr_net *net, float lr, double *grad_norm)
+{
+    if (!o || !net)
+        return nr__fail(NR_EINVAL, "nr_opt_step: NULL argument");
+    if (net->n_params != o->n_params)
+        return nr__fail(NR_ESHAPE, "optimizer made for %zu parameters used on a network of %zu", o->n_params,
+                        net->n_params);
+    float gscale;
+    nr_status st = check_lr(lr);
+    if (!st)
+        st = nr__opt_clip(o, net, &gscale, grad_norm);
+    return st ? st : nr__opt_update(o, net, lr, gscale);
+}
+
+float nr_lr_at(nr_schedule schedule, float base, uint64_t step, uint64_t total, uint64_t warmup,
+               uint64_t step_size, float gamma)
+{
+    if (warmup > 0 && step < warmup)
+        return base * (float)(step + 1) / (float)warmup;
+    switch (schedule) {
+    case NR_SCHED_STEP:
+        return base * powf(gamma, (float)(step / (step_size ? step_size : 1)));
+    case NR_SCHED_COSINE: {
+        uint64_t span = total > warmup ? total - warmup : 1;
+        double t = (double)(step - warmup) / (double)span;
+        if (t > 1)
+            t = 1;
+        return (float)(0.5 * base * (1.0 + cos(3.14159265358979323846 * t)));
+    }
+    case NR_SCHED_CONSTANT:
+        break;
+    }
+    return base;
 }
 
 nr_status nr_net_train_batch(nr_net *net, nr_optimizer *opt, nr_loss loss, const float *x, const float *targets,

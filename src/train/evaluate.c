@@ -1,0 +1,162 @@
+/* evaluate.c - running a trained network: predictions for raw samples, and loss, accuracy and the confusion
+ * matrix over a labelled data set. Both work in batches, so a data set of any size needs one batch of memory. */
+#include "train/trainer.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+enum { PREDICT_CHUNK = 256 };
+
+void nr_net_set_head(nr_net *net, nr_loss loss)
+{
+    if (net && loss >= NR_LOSS_SSE && loss <= NR_LOSS_XENT)
+        net->head = loss;
+}
+
+nr_loss nr_net_head(const nr_net *net) { return net ? net->head : NR_LOSS_SSE; }
+
+/* The buffer for scaled inputs, grown to `floats` once and kept for the next call. */
+static nr_status reserve_predict_buffer(nr_net *net, size_t floats)
+{
+    if (net->predict_cap >= floats)
+        return NR_OK;
+    nr__free(net->predict_buf);
+    net->predict_cap = 0;
+    if (!(net->predict_buf = nr__floats(floats)))
+        return NR_ENOMEM;
+    net->predict_cap = floats;
+    return NR_OK;
+}
+
+nr_status nr_net_predict(nr_net *net, const float *x, size_t n, float *out)
+{
+    nr_status st = nr__net_check_batch(net, x, n);
+    if (st)
+        return st;
+    if (!out)
+        return nr__fail(NR_EINVAL, "nr_net_predict: NULL output");
+    size_t in = net->in_size, d = nr_net_output_size(net);
+    size_t chunk = n < PREDICT_CHUNK ? n : PREDICT_CHUNK;
+    if (net->scaling.kind && (st = reserve_predict_buffer(net, chunk * in)))
+        return st;
+    for (size_t i = 0; i < n; i += chunk) {
+        size_t m = n - i < chunk ? n - i : chunk;
+        const float *src = x + i * in;
+        if (net->scaling.kind) {
+            nr__scale_rows(&net->scaling, src, net->predict_buf, m, in);
+            src = net->predict_buf;
+        }
+        const float *y;
+        if ((st = nr_net_forward(net, src, m, 0, &y)))
+            return st;
+        if (net->head == NR_LOSS_XENT)
+            nr__softmax_rows(y, out + i * d, m, d);
+        else
+            memcpy(out + i * d, y, m * d * sizeof(float));
+    }
+    return NR_OK;
+}
+
+/* ---- batches ---- */
+
+void nr__batches_free(nr__batches *b)
+{
+    free(b->order);
+    nr__free(b->x);
+    free(b->labels);
+    nr__free(b->targets);
+    memset(b, 0, sizeof *b);
+}
+
+nr_status nr__batches_new(nr__batches *b, size_t cap, size_t samples, size_t features, size_t outputs)
+{
+    memset(b, 0, sizeof *b);
+    b->cap = cap;
+    b->order = malloc((samples ? samples : 1) * sizeof *b->order);
+    b->labels = malloc(cap * sizeof *b->labels);
+    b->x = nr__floats(cap * features);
+    b->targets = nr__floats(cap * outputs);
+    if (!b->order || !b->labels || !b->x || !b->targets) {
+        nr__batches_free(b);
+        return nr__fail(NR_ENOMEM, "out of memory for batches of %zu", cap);
+    }
+    return NR_OK;
+}
+
+/* ---- evaluation ---- */
+
+nr_status nr__evaluate_into(nr_net *net, const nr__task *task, const nr_dataset *d, nr__batches *b,
+                            nr__tally *tally, size_t *confusion, size_t classes)
+{
+    size_t out = nr_net_output_size(net);
+    memset(tally, 0, sizeof *tally);
+    for (size_t i = 0; i < d->n; i++)
+        b->order[i] = (uint32_t)i;
+    for (size_t i = 0; i < d->n; i += b->cap) {
+        size_t m = d->n - i < b->cap ? d->n - i : b->cap;
+        nr__data_gather(d, b->order + i, m, &net->scaling, b->x, b->labels, NULL, 0);
+        const float *y;
+        double loss;
+        nr_status st = nr_net_forward(net, b->x, m, 0, &y);
+        if (!st)
+            task->targets(b, m, out, net->head);
+        if (!st)
+            st = nr_net_loss(net, net->head, b->targets, b->labels, &loss);
+        if (st)
+            return st;
+        nr__tally_loss(tally, net->head, loss, m);
+        task->score(y, b, m, out, tally, confusion, classes);
+    }
+    return NR_OK;
+}
+
+nr_status nr__check_data(const nr_net *net, const nr_dataset *d, const char *what)
+{
+    if (d->features != net->in_size)
+        return nr__fail(NR_ESHAPE, "the %s data has %zu features per sample, the network takes %zu", what,
+                        d->features, net->in_size);
+    size_t out = nr_net_output_size(net);
+    if (d->classes > out)
+        return nr__fail(NR_ESHAPE, "the %s data has %zu classes, the network has only %zu outputs", what,
+                        d->classes, out);
+    if (d->n == 0)
+        return nr__fail(NR_EINVAL, "the %s data is empty", what);
+    return NR_OK;
+}
+
+nr_status nr_evaluate(nr_net *net, const nr_dataset *data, nr_eval *out)
+{
+    if (!net || !data || !out)
+        return nr__fail(NR_EINVAL, "nr_evaluate: NULL argument");
+    memset(out, 0, sizeof *out);
+    nr_status st = nr__check_data(net, data, "evaluation");
+    if (st)
+        return st;
+    size_t classes = nr_net_output_size(net), cap = data->n < PREDICT_CHUNK ? data->n : PREDICT_CHUNK;
+    nr__batches b;
+    if ((st = nr__batches_new(&b, cap, data->n, net->in_size, classes)))
+        return st;
+    out->confusion = calloc(classes * classes, sizeof *out->confusion);
+    if (!out->confusion) {
+        nr__batches_free(&b);
+        return nr__fail(NR_ENOMEM, "out of memory");
+    }
+    out->count = data->n;
+    out->classes = classes;
+    nr__tally tally;
+    st = nr__evaluate_into(net, &nr__classification, data, &b, &tally, out->confusion, classes);
+    out->loss = nr__tally_mean_loss(&tally);
+    out->accuracy = nr__tally_accuracy(&tally);
+    nr__batches_free(&b);
+    if (st)
+        nr_eval_free(out);
+    return st;
+}
+
+void nr_eval_free(nr_eval *e)
+{
+    if (e) {
+        free(e->confusion);
+        e->confusion = NULL;
+    }
+}
