@@ -62,7 +62,7 @@ STATIC   := $(BUILD)/libneurite.a
 SHARED   := $(BUILD)/libneurite.so.$(VERSION)
 CLI      := $(BUILD)/neurite
 
-.PHONY: all run test test-run check bench install uninstall clean examples fuzz
+.PHONY: all run test test-run check bench install uninstall clean examples fuzz docs
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -116,6 +116,10 @@ run: $(CLI)
 	sh scripts/fetch-data.sh mnist
 	$(CLI) train --data mnist --out build/digits.nrm
 	$(CLI) eval build/digits.nrm --data mnist
+
+# docs/cli.md: the command-line reference, from the option tables via each command's --help.
+docs: $(CLI)
+	sh scripts/cli-docs.sh $(BUILD)
 
 bench: all $(BUILD)/bench/neurite_bench $(BUILD)/bench/fma_probe
 	@BUILD=$(BUILD) sh bench/run.sh

@@ -5,27 +5,67 @@
 #include "neurite.h"
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* Exit codes: 0 success, 1 a failure while working (bad file, numbers went wrong), 2 a bad command line. */
 enum { EXIT_WORK = 1, EXIT_USAGE = 2 };
 
-typedef enum opt_kind { OPT_FLAG, OPT_SIZE, OPT_INT, OPT_U64, OPT_FLOAT, OPT_STRING } opt_kind;
+/* The kinds of option value, and the C type each writes. */
+typedef enum opt_kind {
+    OPT_FLAG,     /* bool, set by the bare option */
+    OPT_SIZE,     /* size_t */
+    OPT_INT,      /* int */
+    OPT_U64,      /* uint64_t */
+    OPT_FLOAT,    /* double */
+    OPT_STRING,   /* const char *, pointing into argv */
+    OPT_CHOICE    /* int: the value of one of the option's named choices */
+} opt_kind;
 
-/* One option of a subcommand: --name VALUE (or --name=VALUE), checked against [min, max]. */
+/* A named value of an OPT_CHOICE option; a table ends with a NULL name. */
+typedef struct cli_choice {
+    const char *name;
+    int value;
+} cli_choice;
+
+/* One option of a subcommand: --name VALUE (or --name=VALUE), written at `offset` into the command's settings
+ * struct and checked against [min, max]. A command's options are a static table, the one source of its parser,
+ * its --help and docs/cli.md. */
 typedef struct cli_opt {
     const char *name;
     opt_kind kind;
-    void *target;       /* bool*, size_t*, int*, uint64_t*, double*, const char** */
+    size_t offset;      /* offsetof(settings struct, field) */
     double min, max;    /* inclusive range for numbers */
     const char *arg;    /* the value's name in --help, e.g. "N" */
     const char *help;
+    const cli_choice *choices;  /* OPT_CHOICE: the names it takes (listed by --help) */
 } cli_opt;
 
-/* Parses argv[1..] of a subcommand. Positional arguments are returned in order (pointers into argv).
- * Returns 0, or EXIT_USAGE after printing one line to stderr, or -1 after printing --help to stdout. */
-int cli_parse(const char *cmd, const char *synopsis, const char *about, const cli_opt *opts, int argc,
-              char **argv, const char **positional, int max_positional, int *n_positional);
+/* A subcommand's command line: its name, synopsis, description and option table (ended by a NULL name). */
+typedef struct cli_command {
+    const char *name, *synopsis, *about;
+    const cli_opt *opts;
+    int max_positional;
+} cli_command;
+
+/* Options a command line gave, by their index in the table (so a default is told apart from a choice). */
+enum { CLI_MAX_OPTIONS = 128 };
+typedef struct cli_given {
+    uint64_t bits[CLI_MAX_OPTIONS / 64];
+} cli_given;
+
+/* Parses argv[1..] of a subcommand into `settings`. Positional arguments are returned in order (pointers into
+ * argv); `given` (may be NULL) receives which options were on the command line. Returns 0, or EXIT_USAGE after
+ * printing one line to stderr, or -1 after printing --help to stdout. */
+int cli_parse(const cli_command *cmd, void *settings, int argc, char **argv, const char **positional,
+              int *n_positional, cli_given *given);
+
+/* Whether the option `name` of the command was given on the command line. */
+bool cli_was_given(const cli_command *cmd, cli_given given, const char *name);
+
+/* The name that the OPT_CHOICE option `option` of the command gives `value` (NULL if none). */
+const char *cli_choice_name(const cli_command *cmd, const char *option, int value);
 
 /* Prints "neurite CMD: <message>" to stderr with the library's last error message, returns EXIT_WORK. */
 int cli_fail(const char *cmd, nr_status st);
@@ -56,7 +96,9 @@ int cli_resolve_data(const char *cmd, const char *value, data_source *src);
  * exit code after one line. */
 int cli_load(const char *cmd, const char *path, const char *label, bool unlabeled, nr_dataset **out);
 
-/* Subcommands. */
+/* Subcommands: each one's command line (its options table, for --help and docs/cli.md) and its entry. */
+extern const cli_command seed_command, xor_command, train_command, eval_command, predict_command, info_command,
+    export_command;
 int cmd_seed(int argc, char **argv);
 int cmd_xor(int argc, char **argv);
 int cmd_train(int argc, char **argv);

@@ -2,57 +2,76 @@
  * (a saved model's summary). */
 #include "cli.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+typedef struct eval_options {
+    const char *data, *label;
+    int threads;
+} eval_options;
+
+static const cli_opt eval_options_table[] = {
+    {"data", OPT_STRING, offsetof(eval_options, data), 0, 0, "NAME|FILE",
+     "mnist or fashion (their test split), or a labelled file", 0},
+    {"label", OPT_STRING, offsetof(eval_options, label), 0, 0, "NAME|INDEX", "CSV/.npy label column (the last)", 0},
+    {"threads", OPT_INT, offsetof(eval_options, threads), 0, 256, "N", "threads (0: one per core)", 0},
+    {0},
+};
+
+const cli_command eval_command = {
+    "eval", "MODEL --data NAME|FILE [options]",
+    "Evaluates a trained classifier on labelled data: accuracy on a line of its own, then\n"
+    "each class's precision and recall, then the confusion matrix.",
+    eval_options_table, 1,
+};
+
+static void print_evaluation(const nr_eval *ev);
+
 int cmd_eval(int argc, char **argv)
 {
-    const char *data = NULL, *label = NULL;
-    int threads = 0;
-    const cli_opt table[] = {
-        {"data", OPT_STRING, &data, 0, 0, "NAME|FILE", "mnist or fashion (their test split), or a labelled file"},
-        {"label", OPT_STRING, &label, 0, 0, "NAME|INDEX", "CSV/.npy label column (the last)"},
-        {"threads", OPT_INT, &threads, 0, 256, "N", "threads (0: one per core)"},
-        {0},
-    };
+    eval_options o = {0};
     const char *pos[1];
-    int npos, rc = cli_parse("eval", "MODEL --data NAME|FILE [options]",
-                             "Evaluates a trained classifier on labelled data: accuracy on a line of its own, then\n"
-                             "each class's precision and recall, then the confusion matrix.",
-                             table, argc, argv, pos, 1, &npos);
+    int npos, rc = cli_parse(&eval_command, &o, argc, argv, pos, &npos, NULL);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (npos != 1 || !data)
+    if (npos != 1 || !o.data)
         return cli_error("eval", EXIT_USAGE, "needs a model and --data (see neurite eval --help)");
-    nr_set_threads(threads);
+    nr_set_threads(o.threads);
     data_source src;
-    if ((rc = cli_resolve_data("eval", data, &src)))
+    if ((rc = cli_resolve_data("eval", o.data, &src)))
         return rc;
     nr_net *net = NULL;
     nr_dataset *set = NULL;
     nr_eval ev = {0};
-    nr_status st;
-    int ret = EXIT_WORK;
-    if ((st = nr_model_load(pos[0], &net))) {
-        cli_fail("eval", st);
-        goto done;
-    }
-    if (cli_load("eval", src.named ? src.test : src.train, label, false, &set))
-        goto done;
-    if ((st = nr_evaluate(net, set, &ev))) {
-        cli_fail("eval", st);
-        goto done;
-    }
-    printf("accuracy: %.4f\n", ev.accuracy);
-    printf("samples: %zu, loss %.4f\n\n", ev.count, ev.loss);
-    size_t k = ev.classes;
+    nr_status st = nr_model_load(pos[0], &net);
+    if (st)
+        rc = cli_fail("eval", st);
+    else if ((rc = cli_load("eval", src.named ? src.test : src.train, o.label, false, &set)))
+        ;  /* said */
+    else if ((st = nr_evaluate(net, set, &ev)))
+        rc = cli_fail("eval", st);
+    else
+        print_evaluation(&ev);
+    nr_eval_free(&ev);
+    nr_data_free(set);
+    nr_net_free(net);
+    return rc;
+}
+
+/* Accuracy on a line of its own, each class's precision and recall, and the confusion matrix. */
+static void print_evaluation(const nr_eval *e)
+{
+    printf("accuracy: %.4f\n", e->accuracy);
+    printf("samples: %zu, loss %.4f\n\n", e->count, e->loss);
+    size_t k = e->classes;
     printf("%5s  %9s  %7s  %7s\n", "class", "precision", "recall", "samples");
     for (size_t c = 0; c < k; c++) {
-        size_t tp = ev.confusion[c * k + c], truth = 0, predicted = 0;
+        size_t tp = e->confusion[c * k + c], truth = 0, predicted = 0;
         for (size_t j = 0; j < k; j++) {
-            truth += ev.confusion[c * k + j];
-            predicted += ev.confusion[j * k + c];
+            truth += e->confusion[c * k + j];
+            predicted += e->confusion[j * k + c];
         }
         if (truth == 0 && predicted == 0)
             continue;
@@ -66,23 +85,19 @@ int cmd_eval(int argc, char **argv)
     for (size_t c = 0; c < k; c++) {
         printf("%5zu", c);
         for (size_t j = 0; j < k; j++)
-            printf(" %5zu", ev.confusion[c * k + j]);
+            printf(" %5zu", e->confusion[c * k + j]);
         printf("\n");
     }
-    ret = 0;
-done:
-    nr_eval_free(&ev);
-    nr_data_free(set);
-    nr_net_free(net);
-    return ret;
 }
+
+static const cli_opt no_options[] = {{0}};
+
+const cli_command info_command = {"info", "MODEL", "Prints the summary of a saved model or checkpoint.", no_options, 1};
 
 int cmd_info(int argc, char **argv)
 {
-    const cli_opt table[] = {{0}};
     const char *pos[1];
-    int npos, rc = cli_parse("info", "MODEL", "Prints the summary of a saved model or checkpoint.", table, argc, argv,
-                             pos, 1, &npos);
+    int npos, rc = cli_parse(&info_command, NULL, argc, argv, pos, &npos, NULL);
     if (rc)
         return rc < 0 ? 0 : rc;
     if (npos != 1)

@@ -1,6 +1,8 @@
 /* cmd_export.c - `neurite export MODEL`: the trained network as one dependency-free C file. */
 #include "cli.h"
 
+#include <stddef.h>
+
 typedef struct export_job {
     const nr_net *net;
     const char *name;
@@ -14,20 +16,30 @@ static bool write_source(FILE *f, void *ctx)
     return j->st == NR_OK;
 }
 
+typedef struct export_options {
+    const char *name, *out;
+} export_options;
+
+static const cli_opt export_options_table[] = {
+    {"name", OPT_STRING, offsetof(export_options, name), 0, 0, "NAME",
+     "prefix of the generated names (model): NAME_predict, ...", 0},
+    {"out", OPT_STRING, offsetof(export_options, out), 0, 0, "FILE", "write here (default: standard output)", 0},
+    {0},
+};
+
+const cli_command export_command = {
+    "export", "MODEL [--name NAME] [--out FILE.h]",
+    "Writes the model as one self-contained C file: constant weight arrays and a\n"
+    "NAME_predict(x, out, work) function in plain loops. It needs no neurite and no\n"
+    "allocation; compile it into any program, e.g. on a microcontroller.",
+    export_options_table, 1,
+};
+
 int cmd_export(int argc, char **argv)
 {
-    const char *name = "model", *out = NULL;
-    const cli_opt table[] = {
-        {"name", OPT_STRING, &name, 0, 0, "NAME", "prefix of the generated names (model): NAME_predict, ..."},
-        {"out", OPT_STRING, &out, 0, 0, "FILE", "write here (default: standard output)"},
-        {0},
-    };
+    export_options o = {.name = "model"};
     const char *pos[1];
-    int npos, rc = cli_parse("export", "MODEL [--name NAME] [--out FILE.h]",
-                             "Writes the model as one self-contained C file: constant weight arrays and a\n"
-                             "NAME_predict(x, out, work) function in plain loops. It needs no neurite and no\n"
-                             "allocation; compile it into any program, e.g. on a microcontroller.",
-                             table, argc, argv, pos, 1, &npos);
+    int npos, rc = cli_parse(&export_command, &o, argc, argv, pos, &npos, NULL);
     if (rc)
         return rc < 0 ? 0 : rc;
     if (npos != 1)
@@ -36,9 +48,9 @@ int cmd_export(int argc, char **argv)
     nr_status st = nr_model_load(pos[0], &net);
     if (st)
         return cli_fail("export", st);
-    export_job job = {net, name, NR_OK};
-    if (out) {
-        rc = cli_write_file("export", out, write_source, &job);
+    export_job job = {net, o.name, NR_OK};
+    if (o.out) {
+        rc = cli_write_file("export", o.out, write_source, &job);
         if (rc && job.st)
             rc = cli_fail("export", job.st);  /* the library's reason, not just "write failed" */
     } else if (!write_source(stdout, &job)) {

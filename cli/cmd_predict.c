@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,72 +83,94 @@ static void print_row(const char *name, size_t row, const float *p, size_t k, nr
     printf("%s]\n", k > 10 ? " ..." : "");
 }
 
+typedef struct predict_options {
+    const char *label;
+    int threads;
+    bool csv;
+} predict_options;
+
+static const cli_opt predict_options_table[] = {
+    {"label", OPT_STRING, offsetof(predict_options, label), 0, 0, "NAME|INDEX",
+     "CSV/.npy: a label column to skip (none: all features)", 0},
+    {"csv", OPT_FLAG, offsetof(predict_options, csv), 0, 0, "",
+     "print CSV: file,row,class,then every probability in full", 0},
+    {"threads", OPT_INT, offsetof(predict_options, threads), 0, 256, "N", "threads (0: one per core)", 0},
+    {0},
+};
+
+enum { MAX_INPUTS = 64 };
+
+const cli_command predict_command = {
+    "predict", "MODEL INPUT...",
+    "Prints, for every row of a data file or every image, the most likely class and the\n"
+    "probabilities of all classes. Inputs: IDX images, .csv, .npy, or .pgm images.",
+    predict_options_table, MAX_INPUTS,
+};
+
+/* The raw samples of one input: a PGM image, or every row of a data file. */
+static int read_input(const char *path, const char *label, size_t in, float **x, size_t *n)
+{
+    size_t len = strlen(path);
+    *n = 1;
+    if (len > 4 && strcmp(path + len - 4, ".pgm") == 0)
+        return read_pgm(path, in, x);
+    nr_dataset *set;
+    int rc = cli_load("predict", path, label, label == NULL, &set);
+    if (rc)
+        return rc;
+    *n = nr_data_count(set);
+    if (nr_data_features(set) != in) {
+        rc = cli_error("predict", EXIT_WORK, "%s: %zu values per sample, the model takes %zu", path,
+                       nr_data_features(set), in);
+        nr_data_free(set);
+        return rc;
+    }
+    *x = malloc(*n * in * sizeof **x);
+    for (size_t r = 0; *x && r < *n; r++)
+        nr_data_sample(set, r, *x + r * in);
+    nr_data_free(set);
+    return *x ? 0 : cli_error("predict", EXIT_WORK, "out of memory");
+}
+
+static int predict_file(nr_net *net, const char *path, const predict_options *o)
+{
+    size_t in = nr_net_input_size(net), k = nr_net_output_size(net), n;
+    float *x = NULL, *p = NULL;
+    nr_status st;
+    int rc = read_input(path, o->label, in, &x, &n);
+    if (!rc && !(p = malloc(n * k * sizeof *p)))
+        rc = cli_error("predict", EXIT_WORK, "out of memory");
+    if (!rc && (st = nr_net_predict(net, x, n, p)))
+        rc = cli_fail("predict", st);
+    for (size_t r = 0; !rc && r < n; r++)
+        print_row(path, r, p + r * k, k, nr_net_head(net), o->csv);
+    free(x);
+    free(p);
+    return rc;
+}
+
 int cmd_predict(int argc, char **argv)
 {
-    const char *label = NULL;
-    int threads = 0;
-    bool csv = false;
-    const cli_opt table[] = {
-        {"label", OPT_STRING, &label, 0, 0, "NAME|INDEX", "CSV/.npy: a label column to skip (none: all features)"},
-        {"csv", OPT_FLAG, &csv, 0, 0, "", "print CSV: file,row,class,then every probability in full"},
-        {"threads", OPT_INT, &threads, 0, 256, "N", "threads (0: one per core)"},
-        {0},
-    };
-    const char *pos[64];
-    int npos, rc = cli_parse("predict", "MODEL INPUT...",
-                             "Prints, for every row of a data file or every image, the most likely class and the\n"
-                             "probabilities of all classes. Inputs: IDX images, .csv, .npy, or .pgm images.",
-                             table, argc, argv, pos, 64, &npos);
+    predict_options o = {0};
+    const char *pos[MAX_INPUTS];
+    int npos, rc = cli_parse(&predict_command, &o, argc, argv, pos, &npos, NULL);
     if (rc)
         return rc < 0 ? 0 : rc;
     if (npos < 2)
         return cli_error("predict", EXIT_USAGE, "needs a model and at least one input (neurite predict MODEL INPUT...)");
-    nr_set_threads(threads);
+    nr_set_threads(o.threads);
     nr_net *net;
     nr_status st = nr_model_load(pos[0], &net);
     if (st)
         return cli_fail("predict", st);
-    size_t in = nr_net_input_size(net), k = nr_net_output_size(net);
-    int ret = 0;
-    if (csv) {
+    if (o.csv) {
         printf("file,row,class");
-        for (size_t j = 0; j < k; j++)
+        for (size_t j = 0; j < nr_net_output_size(net); j++)
             printf(",p%zu", j);
         printf("\n");
     }
-    for (int i = 1; i < npos && !ret; i++) {
-        const char *path = pos[i];
-        size_t len = strlen(path), n = 1;
-        float *x = NULL, *p = NULL;
-        nr_dataset *set = NULL;
-        if (len > 4 && strcmp(path + len - 4, ".pgm") == 0) {
-            if ((ret = read_pgm(path, in, &x)))
-                break;
-        } else {
-            if ((ret = cli_load("predict", path, label, label == NULL, &set)))
-                break;
-            n = nr_data_count(set);
-            if (nr_data_features(set) != in) {
-                ret = cli_error("predict", EXIT_WORK, "%s: %zu values per sample, the model takes %zu", path,
-                                nr_data_features(set), in);
-                nr_data_free(set);
-                break;
-            }
-            x = malloc(n * in * sizeof *x);
-            for (size_t r = 0; x && r < n; r++)
-                nr_data_sample(set, r, x + r * in);
-            nr_data_free(set);
-        }
-        p = malloc(n * k * sizeof *p);
-        if (!x || !p)
-            ret = cli_error("predict", EXIT_WORK, "out of memory");
-        else if ((st = nr_net_predict(net, x, n, p)))
-            ret = cli_fail("predict", st);
-        for (size_t r = 0; !ret && r < n; r++)
-            print_row(path, r, p + r * k, k, nr_net_head(net), csv);
-        free(x);
-        free(p);
-    }
+    for (int i = 1; i < npos && !rc; i++)
+        rc = predict_file(net, pos[i], &o);
     nr_net_free(net);
-    return ret;
+    return rc;
 }

@@ -7,6 +7,7 @@
 #include "cli.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,167 +115,218 @@ static bool write_losses(FILE *f, void *ctx)
     return true;
 }
 
-int cmd_seed(int argc, char **argv)
+typedef struct seed_options {
+    size_t N, D, H, O, iters, print_every;
+    double lr;
+    uint64_t seed;
+    int threads;
+    bool trace;
+    const char *w1, *w2, *save_w1, *save_w2, *losses;
+} seed_options;
+
+#define O(field) offsetof(seed_options, field)
+static const cli_opt seed_options_table[] = {
+    {"batch", OPT_SIZE, O(N), 1, 1 << 20, "N", "samples in the batch (64)", 0},
+    {"in", OPT_SIZE, O(D), 1, 1 << 24, "N", "inputs per sample, D_in (1000)", 0},
+    {"hidden", OPT_SIZE, O(H), 1, 1 << 20, "N", "hidden units, H (100)", 0},
+    {"out", OPT_SIZE, O(O), 1, 1 << 20, "N", "outputs per sample, D_out (10)", 0},
+    {"lr", OPT_FLOAT, O(lr), 1e-30, 1e3, "X", "learning rate (1e-6)", 0},
+    {"iters", OPT_SIZE, O(iters), 1, 1e9, "N", "iterations (5000)", 0},
+    {"seed", OPT_U64, O(seed), 0, 1.8e19, "N", "seed for the standard-normal weights (0)", 0},
+    {"print-every", OPT_SIZE, O(print_every), 0, 1e9, "N", "print the loss every N iterations; 0: only the end (500)",
+     0},
+    {"w1", OPT_STRING, O(w1), 0, 0, "FILE", "start w1 from a .npy file (float32/float64, D_in x H)", 0},
+    {"w2", OPT_STRING, O(w2), 0, 0, "FILE", "start w2 from a .npy file (H x D_out)", 0},
+    {"save-w1", OPT_STRING, O(save_w1), 0, 0, "FILE", "write the final w1 as .npy", 0},
+    {"save-w2", OPT_STRING, O(save_w2), 0, 0, "FILE", "write the final w2 as .npy", 0},
+    {"losses", OPT_STRING, O(losses), 0, 0, "FILE", "write every iteration's loss, one per line", 0},
+    {"trace", OPT_FLAG, O(trace), 0, 0, "", "explain the first iteration's forward and backward pass", 0},
+    {"threads", OPT_INT, O(threads), 0, 256, "N", "threads (0: one per core)", 0},
+    {0},
+};
+#undef O
+
+const cli_command seed_command = {
+    "seed", "[options]",
+    "The lecture's exercise: a two-layer network (no biases, ReLU, sum of squared errors, plain\n"
+    "SGD) on x = 0.025 and y = 1, whose predictions must converge to 1.",
+    seed_options_table, 0,
+};
+
+/* The names of the lecture's two weight matrices in the network: dense layers 0 and 2 (1 is the ReLU). */
+static const char *const weight_names[2] = {"dense0.w", "dense2.w"};
+
+/* What one run holds. */
+typedef struct seed_run {
+    const seed_options *o;
+    nr_net *net;
+    nr_optimizer *opt;
+    nr_tensor *x;
+    float *y;
+    double *losses;
+    double seconds;
+} seed_run;
+
+/* w1 or w2 from a .npy file of the right shape, every value finite. */
+static int load_weight(nr_net *net, int which, const char *path)
 {
-    size_t N = 64, D = 1000, H = 100, O = 10, iters = 5000, print_every = 500;
-    double lr = 1e-6;
-    uint64_t seed = 0;
-    int threads = 0;
-    bool trace = false;
-    const char *w1_path = NULL, *w2_path = NULL, *save_w1 = NULL, *save_w2 = NULL, *losses_path = NULL;
-    const cli_opt opts[] = {
-        {"batch", OPT_SIZE, &N, 1, 1 << 20, "N", "samples in the batch (64)"},
-        {"in", OPT_SIZE, &D, 1, 1 << 24, "N", "inputs per sample, D_in (1000)"},
-        {"hidden", OPT_SIZE, &H, 1, 1 << 20, "N", "hidden units, H (100)"},
-        {"out", OPT_SIZE, &O, 1, 1 << 20, "N", "outputs per sample, D_out (10)"},
-        {"lr", OPT_FLOAT, &lr, 1e-30, 1e3, "X", "learning rate (1e-6)"},
-        {"iters", OPT_SIZE, &iters, 1, 1e9, "N", "iterations (5000)"},
-        {"seed", OPT_U64, &seed, 0, 1.8e19, "N", "seed for the standard-normal weights (0)"},
-        {"print-every", OPT_SIZE, &print_every, 0, 1e9, "N", "print the loss every N iterations; 0: only the end (500)"},
-        {"w1", OPT_STRING, &w1_path, 0, 0, "FILE", "start w1 from a .npy file (float32/float64, D_in x H)"},
-        {"w2", OPT_STRING, &w2_path, 0, 0, "FILE", "start w2 from a .npy file (H x D_out)"},
-        {"save-w1", OPT_STRING, &save_w1, 0, 0, "FILE", "write the final w1 as .npy"},
-        {"save-w2", OPT_STRING, &save_w2, 0, 0, "FILE", "write the final w2 as .npy"},
-        {"losses", OPT_STRING, &losses_path, 0, 0, "FILE", "write every iteration's loss, one per line"},
-        {"trace", OPT_FLAG, &trace, 0, 0, "", "explain the first iteration's forward and backward pass"},
-        {"threads", OPT_INT, &threads, 0, 256, "N", "threads (0: one per core)"},
-        {0},
-    };
-    const char *pos[1];
-    int npos;
-    int rc = cli_parse("seed", "[options]",
-                       "The lecture's exercise: a two-layer network (no biases, ReLU, sum of squared errors, plain\n"
-                       "SGD) on x = 0.025 and y = 1, whose predictions must converge to 1.",
-                       opts, argc, argv, pos, 0, &npos);
-    if (rc)
-        return rc < 0 ? 0 : rc;
-    if ((double)D * (double)H > 1e9 || (double)N * (double)D > 1e9)
-        return cli_error("seed", EXIT_USAGE, "the matrices would need more than 4 GB; choose smaller sizes");
-
-    nr_status st = nr_set_threads(threads);
-    nr_net *net = nr_net_new(D);
-    nr_optimizer *opt = NULL;
-    nr_tensor *x = NULL, *w = NULL;
-    float *y = NULL;
-    double *losses = NULL;
-    int ret = EXIT_WORK;
-    if (!net || (st = nr_net_dense(net, H, 0)) || (st = nr_net_act(net, NR_ACT_RELU)) ||
-        (st = nr_net_dense(net, O, 0))) {
-        cli_fail("seed", st);
-        goto done;
-    }
-    nr_rng rng;
-    nr_rng_seed(&rng, seed);
-    nr_net_init(net, NR_INIT_STD_NORMAL, &rng);
-    const char *paths[2] = {w1_path, w2_path}, *names[2] = {"dense0.w", "dense2.w"};
-    for (int i = 0; i < 2; i++) {
-        if (!paths[i])
-            continue;
-        nr_tensor_info ti;
-        nr_net_find_tensor(net, names[i], &ti);
-        if ((st = nr_npy_load(paths[i], &w))) {
-            cli_fail("seed", st);
-            goto done;
-        }
-        if (w->ndim != 2 || w->shape[0] != ti.shape[0] || w->shape[1] != ti.shape[1]) {
-            cli_error("seed", EXIT_WORK, "%s: w%d must be %zux%zu, the file holds %s%zux%zu", paths[i], i + 1,
-                      ti.shape[0], ti.shape[1], w->ndim == 2 ? "" : "an array of another rank, ", w->shape[0],
-                      w->ndim > 1 ? w->shape[1] : 1);
-            goto done;
-        }
-        for (size_t j = 0; j < w->size; j++)
-            if (!isfinite(w->data[j])) {
-                cli_error("seed", EXIT_WORK, "%s: value %zu (row %zu, column %zu) is %g; weights must be finite",
-                          paths[i], j, j / w->shape[1], j % w->shape[1], (double)w->data[j]);
-                goto done;
-            }
+    nr_tensor_info ti;
+    nr_tensor *w;
+    nr_net_find_tensor(net, weight_names[which], &ti);
+    nr_status st = nr_npy_load(path, &w);
+    if (st)
+        return cli_fail("seed", st);
+    int rc = 0;
+    if (w->ndim != 2 || w->shape[0] != ti.shape[0] || w->shape[1] != ti.shape[1])
+        rc = cli_error("seed", EXIT_WORK, "%s: w%d must be %zux%zu, the file holds %s%zux%zu", path, which + 1,
+                       ti.shape[0], ti.shape[1], w->ndim == 2 ? "" : "an array of another rank, ", w->shape[0],
+                       w->ndim > 1 ? w->shape[1] : 1);
+    for (size_t j = 0; !rc && j < w->size; j++)
+        if (!isfinite(w->data[j]))
+            rc = cli_error("seed", EXIT_WORK, "%s: value %zu (row %zu, column %zu) is %g; weights must be finite",
+                           path, j, j / w->shape[1], j % w->shape[1], (double)w->data[j]);
+    if (!rc)
         memcpy(nr_net_params(net) + ti.offset, w->data, ti.size * sizeof(float));
-        nr_tensor_free(w);
-        w = NULL;
-    }
-    size_t xs[2] = {N, D};
-    x = nr_tensor_new(2, xs);
-    y = malloc(N * O * sizeof *y);
-    losses = malloc(iters * sizeof *losses);
-    opt = nr_opt_new(net, &(nr_opt_config){.kind = NR_OPT_SGD, .lr = (float)lr});
-    if (!x || !y || !losses || !opt) {
-        cli_error("seed", EXIT_WORK, "%s", x && opt ? "out of memory" : nr_error_message());
-        goto done;
-    }
-    for (size_t i = 0; i < N * D; i++)
-        x->data[i] = 0.025f;
-    for (size_t i = 0; i < N * O; i++)
-        y[i] = 1.0f;
+    nr_tensor_free(w);
+    return rc;
+}
 
+/* The network (dense, relu, dense, no biases) with standard-normal weights or those of the files, SGD, and
+ * the data: x filled with 0.025, y with ones. */
+static int build(seed_run *r)
+{
+    const seed_options *o = r->o;
+    nr_status st = NR_OK;
+    r->net = nr_net_new(o->D);
+    if (!r->net || (st = nr_net_dense(r->net, o->H, 0)) || (st = nr_net_act(r->net, NR_ACT_RELU)) ||
+        (st = nr_net_dense(r->net, o->O, 0)))
+        return cli_fail("seed", st);
+    nr_rng rng;
+    nr_rng_seed(&rng, o->seed);
+    nr_net_init(r->net, NR_INIT_STD_NORMAL, &rng);
+    const char *paths[2] = {o->w1, o->w2};
+    for (int i = 0; i < 2; i++) {
+        int rc = paths[i] ? load_weight(r->net, i, paths[i]) : 0;
+        if (rc)
+            return rc;
+    }
+    size_t xs[2] = {o->N, o->D};
+    r->x = nr_tensor_new(2, xs);
+    r->y = malloc(o->N * o->O * sizeof *r->y);
+    r->losses = malloc(o->iters * sizeof *r->losses);
+    r->opt = nr_opt_new(r->net, &(nr_opt_config){.kind = NR_OPT_SGD, .lr = (float)o->lr});
+    if (!r->x || !r->y || !r->losses || !r->opt)
+        return cli_error("seed", EXIT_WORK, "%s", r->x && r->opt ? "out of memory" : nr_error_message());
+    for (size_t i = 0; i < o->N * o->D; i++)
+        r->x->data[i] = 0.025f;
+    for (size_t i = 0; i < o->N * o->O; i++)
+        r->y[i] = 1.0f;
+    return 0;
+}
+
+/* One iteration: forward, loss, backward (explained step by step the first time with --trace), update. */
+static int iterate(seed_run *r, size_t it)
+{
+    const seed_options *o = r->o;
+    double loss;
+    nr_status st;
+    if ((st = nr_net_forward(r->net, r->x->data, o->N, 1, NULL)) ||
+        (st = nr_net_loss(r->net, NR_LOSS_SSE, r->y, NULL, &loss)))
+        return cli_fail("seed", st);
+    r->losses[it] = loss;
+    if (!isfinite(loss))
+        return cli_error("seed", EXIT_WORK, "the loss became %g at iteration %zu; try a smaller --lr", loss, it);
+    nr_net_zero_grad(r->net);
+    nr_net_backward(r->net);
+    if (o->trace && it == 0)
+        print_trace(r->net, o->N, o->D, o->H, o->O, loss, o->lr, r->x->data);
+    if ((st = nr_opt_step(r->opt, r->net, (float)o->lr, NULL)))
+        return cli_fail("seed", st);
+    if (o->print_every && (it % o->print_every == 0 || it + 1 == o->iters))
+        printf("%10zu  %.7g\n", it, loss);
+    return 0;
+}
+
+static int train(seed_run *r)
+{
+    const seed_options *o = r->o;
     printf("The lecture's network: x %zux%zu = 0.025, y %zux%zu = 1, w1 %zux%zu and w2 %zux%zu from %s,\n"
            "no biases, ReLU, loss = sum of squared errors, SGD with lr %g, %zu iterations. Threads: %d.\n",
-           N, D, N, O, D, H, H, O, w1_path || w2_path ? "files" : "N(0, 1)", lr, iters, nr_threads());
-    if (print_every)
+           o->N, o->D, o->N, o->O, o->D, o->H, o->H, o->O, o->w1 || o->w2 ? "files" : "N(0, 1)", o->lr, o->iters,
+           nr_threads());
+    if (o->print_every)
         printf("\n%10s  %s\n", "iteration", "loss");
     double t0 = cli_now();
-    for (size_t it = 0; it < iters; it++) {
-        double loss;
-        if ((st = nr_net_forward(net, x->data, N, 1, NULL)) || (st = nr_net_loss(net, NR_LOSS_SSE, y, NULL, &loss))) {
-            cli_fail("seed", st);
-            goto done;
-        }
-        losses[it] = loss;
-        if (!isfinite(loss)) {
-            cli_error("seed", EXIT_WORK, "the loss became %g at iteration %zu; try a smaller --lr", loss, it);
-            goto done;
-        }
-        nr_net_zero_grad(net);
-        nr_net_backward(net);
-        if (trace && it == 0)
-            print_trace(net, N, D, H, O, loss, lr, x->data);
-        if ((st = nr_opt_step(opt, net, (float)lr, NULL))) {
-            cli_fail("seed", st);
-            goto done;
-        }
-        if (print_every && (it % print_every == 0 || it + 1 == iters))
-            printf("%10zu  %.7g\n", it, loss);
+    for (size_t it = 0; it < o->iters; it++) {
+        int rc = iterate(r, it);
+        if (rc)
+            return rc;
     }
-    double seconds = cli_now() - t0;
+    r->seconds = cli_now() - t0;
+    return 0;
+}
+
+/* The final loss and predictions, whether they converged to 1, and the speed. */
+static void report(const seed_run *r)
+{
+    const seed_options *o = r->o;
     const float *pred;
     double final_loss;
-    nr_net_forward(net, x->data, N, 0, &pred);
-    nr_net_loss(net, NR_LOSS_SSE, y, NULL, &final_loss);
-    stats s = stats_of(pred, N * O);
-    double flops = 4.0 * (double)N * (double)H * (double)(D + O) * (double)iters;
-    printf("\nAfter %zu iterations: loss %.4g; prediction (%zux%zu): mean %.7f, min %.7f, max %.7f\n", iters,
-           final_loss, N, O, s.mean, s.min, s.max);
+    nr_net_forward(r->net, r->x->data, o->N, 0, &pred);
+    nr_net_loss(r->net, NR_LOSS_SSE, r->y, NULL, &final_loss);
+    stats s = stats_of(pred, o->N * o->O);
+    double flops = 4.0 * (double)o->N * (double)o->H * (double)(o->D + o->O) * (double)o->iters;
+    printf("\nAfter %zu iterations: loss %.4g; prediction (%zux%zu): mean %.7f, min %.7f, max %.7f\n", o->iters,
+           final_loss, o->N, o->O, s.mean, s.min, s.max);
     printf("%s: |mean - 1| = %.2g\n", fabs(s.mean - 1.0) < 1e-3 ? "Converged to 1" : "Not converged",
            fabs(s.mean - 1.0));
-    stats hidden = stats_of(nr_net_layer_output(net, 1), N * H);
+    stats hidden = stats_of(nr_net_layer_output(r->net, 1), o->N * o->H);
     if (hidden.zero == 1.0)
         printf("Every hidden unit is dead: each ReLU outputs 0 for every sample, so no gradient flows back and\n"
                "learning has stopped. The steps were too large; try a smaller --lr.\n");
-    printf("Time: %.3f s, %.1f GFLOP/s (%s kernel)\n", seconds, flops / seconds * 1e-9, nr_gemm_backend());
+    printf("Time: %.3f s, %.1f GFLOP/s (%s kernel)\n", r->seconds, flops / r->seconds * 1e-9, nr_gemm_backend());
+}
 
-    const char *saves[2] = {save_w1, save_w2};
+/* --save-w1, --save-w2 and --losses. */
+static int save_outputs(seed_run *r)
+{
+    const seed_options *o = r->o;
+    const char *saves[2] = {o->save_w1, o->save_w2};
     for (int i = 0; i < 2; i++) {
         if (!saves[i])
             continue;
         nr_tensor_info ti;
-        nr_net_find_tensor(net, names[i], &ti);
-        nr_tensor t = {nr_net_params(net) + ti.offset, {ti.shape[0], ti.shape[1]}, 2, ti.size};
-        if ((st = nr_npy_save(saves[i], &t))) {
-            cli_fail("seed", st);
-            goto done;
-        }
+        nr_net_find_tensor(r->net, weight_names[i], &ti);
+        nr_tensor t = {nr_net_params(r->net) + ti.offset, {ti.shape[0], ti.shape[1]}, 2, ti.size};
+        nr_status st = nr_npy_save(saves[i], &t);
+        if (st)
+            return cli_fail("seed", st);
     }
-    if (losses_path) {
-        loss_list list = {losses, iters};
-        if (cli_write_file("seed", losses_path, write_losses, &list))
-            goto done;
+    loss_list list = {r->losses, o->iters};
+    return o->losses ? cli_write_file("seed", o->losses, write_losses, &list) : 0;
+}
+
+int cmd_seed(int argc, char **argv)
+{
+    seed_options o = {.N = 64, .D = 1000, .H = 100, .O = 10, .iters = 5000, .print_every = 500, .lr = 1e-6};
+    int rc = cli_parse(&seed_command, &o, argc, argv, NULL, NULL, NULL);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if ((double)o.D * (double)o.H > 1e9 || (double)o.N * (double)o.D > 1e9)
+        return cli_error("seed", EXIT_USAGE, "the matrices would need more than 4 GB; choose smaller sizes");
+    nr_set_threads(o.threads);
+    seed_run r = {.o = &o};
+    rc = build(&r);
+    if (!rc)
+        rc = train(&r);
+    if (!rc) {
+        report(&r);
+        rc = save_outputs(&r);
     }
-    ret = 0;
-done:
-    nr_tensor_free(x);
-    nr_tensor_free(w);
-    free(y);
-    free(losses);
-    nr_opt_free(opt);
-    nr_net_free(net);
-    return ret;
+    nr_tensor_free(r.x);
+    free(r.y);
+    free(r.losses);
+    nr_opt_free(r.opt);
+    nr_net_free(r.net);
+    return rc;
 }

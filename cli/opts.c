@@ -34,108 +34,175 @@ int cli_fail(const char *cmd, nr_status st)
     return cli_error(cmd, EXIT_WORK, "%s", nr_error_message());
 }
 
-static void print_help(const char *cmd, const char *synopsis, const char *about, const cli_opt *opts)
+/* The choices of an option as "a, b, c". */
+static void list_choices(const cli_choice *choices, char *buf, size_t cap)
 {
-    printf("usage: neurite %s %s\n\n%s\n\noptions:\n", cmd, synopsis, about);
-    for (const cli_opt *o = opts; o->name; o++) {
-        char left[64];
+    buf[0] = 0;
+    for (const cli_choice *c = choices; c->name; c++)
+        snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", c == choices ? "" : ", ", c->name);
+}
+
+static void print_help(const cli_command *cmd)
+{
+    printf("usage: neurite %s %s\n\n%s\n\noptions:\n", cmd->name, cmd->synopsis, cmd->about);
+    for (const cli_opt *o = cmd->opts; o->name; o++) {
+        char left[64], choices[256] = "";
         snprintf(left, sizeof left, "--%s%s%s", o->name, o->kind == OPT_FLAG ? "" : " ",
                  o->kind == OPT_FLAG ? "" : o->arg);
-        printf("  %-24s %s\n", left, o->help);
+        if (o->kind == OPT_CHOICE)
+            list_choices(o->choices, choices, sizeof choices);
+        printf("  %-24s %s%s%s\n", left, o->help, choices[0] ? "; one of: " : "", choices);
     }
     printf("  %-24s %s\n", "--help", "show this help");
 }
 
-static int set_value(const char *cmd, const cli_opt *o, const char *text)
+static int set_choice(const char *cmd, const cli_opt *o, const char *text, int *target)
+{
+    for (const cli_choice *c = o->choices; c->name; c++)
+        if (strcmp(text, c->name) == 0) {
+            *target = c->value;
+            return 0;
+        }
+    char known[256];
+    list_choices(o->choices, known, sizeof known);
+    return cli_error(cmd, EXIT_USAGE, "--%s: unknown value '%s' (one of: %s)", o->name, text, known);
+}
+
+static int set_number(const char *cmd, const cli_opt *o, const char *text, void *target)
 {
     char *end;
     errno = 0;
-    switch (o->kind) {
-    case OPT_FLAG:
-        *(bool *)o->target = true;
-        return 0;
-    case OPT_STRING:
-        *(const char **)o->target = text;
-        return 0;
-    case OPT_FLOAT: {
+    if (o->kind == OPT_FLOAT) {
         double v = strtod(text, &end);
         if (end == text || *end || errno || !isfinite(v))
             return cli_error(cmd, EXIT_USAGE, "--%s: '%s' is not a number", o->name, text);
         if (v < o->min || v > o->max)
             return cli_error(cmd, EXIT_USAGE, "--%s: %s is out of range (%g to %g)", o->name, text, o->min, o->max);
-        *(double *)o->target = v;
+        *(double *)target = v;
         return 0;
     }
+    if (text[0] == '-' && o->min >= 0)
+        return cli_error(cmd, EXIT_USAGE, "--%s: %s is out of range (%.0f to %.0f)", o->name, text, o->min, o->max);
+    unsigned long long v = strtoull(text, &end, 10);
+    if (end == text || *end || errno)
+        return cli_error(cmd, EXIT_USAGE, "--%s: '%s' is not a whole number", o->name, text);
+    if ((double)v < o->min || (double)v > o->max)
+        return cli_error(cmd, EXIT_USAGE, "--%s: %s is out of range (%.0f to %.0f)", o->name, text, o->min, o->max);
+    if (o->kind == OPT_SIZE)
+        *(size_t *)target = (size_t)v;
+    else if (o->kind == OPT_INT)
+        *(int *)target = (int)v;
+    else
+        *(uint64_t *)target = (uint64_t)v;
+    return 0;
+}
+
+static int set_value(const char *cmd, const cli_opt *o, const char *text, void *settings)
+{
+    void *target = (char *)settings + o->offset;
+    switch (o->kind) {
+    case OPT_FLAG:
+        *(bool *)target = true;
+        return 0;
+    case OPT_STRING:
+        *(const char **)target = text;
+        return 0;
+    case OPT_CHOICE:
+        return set_choice(cmd, o, text, target);
+    case OPT_FLOAT:
     case OPT_SIZE:
     case OPT_INT:
-    case OPT_U64: {
-        if (text[0] == '-' && o->min >= 0)
-            return cli_error(cmd, EXIT_USAGE, "--%s: %s is out of range (%.0f to %.0f)", o->name, text, o->min,
-                             o->max);
-        unsigned long long v = strtoull(text, &end, 10);
-        if (end == text || *end || errno)
-            return cli_error(cmd, EXIT_USAGE, "--%s: '%s' is not a whole number", o->name, text);
-        if ((double)v < o->min || (double)v > o->max)
-            return cli_error(cmd, EXIT_USAGE, "--%s: %s is out of range (%.0f to %.0f)", o->name, text, o->min,
-                             o->max);
-        if (o->kind == OPT_SIZE)
-            *(size_t *)o->target = (size_t)v;
-        else if (o->kind == OPT_INT)
-            *(int *)o->target = (int)v;
-        else
-            *(uint64_t *)o->target = (uint64_t)v;
-        return 0;
-    }
+    case OPT_U64:
+        return set_number(cmd, o, text, target);
     }
     return EXIT_USAGE;
 }
 
-int cli_parse(const char *cmd, const char *synopsis, const char *about, const cli_opt *opts, int argc,
-              char **argv, const char **positional, int max_positional, int *n_positional)
+static const cli_opt *find_option(const cli_opt *opts, const char *name, size_t len)
 {
-    *n_positional = 0;
+    for (const cli_opt *o = opts; o->name; o++)
+        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
+            return o;
+    return NULL;
+}
+
+const char *cli_choice_name(const cli_command *cmd, const char *option, int value)
+{
+    const cli_opt *o = find_option(cmd->opts, option, strlen(option));
+    for (const cli_choice *c = o ? o->choices : NULL; c && c->name; c++)
+        if (c->value == value)
+            return c->name;
+    return NULL;
+}
+
+bool cli_was_given(const cli_command *cmd, cli_given given, const char *name)
+{
+    const cli_opt *o = find_option(cmd->opts, name, strlen(name));
+    size_t i = o ? (size_t)(o - cmd->opts) : 0;
+    return o && (given.bits[i / 64] >> (i % 64) & 1);
+}
+
+/* One option at argv[*i] (its value may be the next argument, which *i then moves past). */
+static int parse_option(const cli_command *cmd, void *settings, int argc, char **argv, int *i, cli_given *given)
+{
+    const char *a = argv[*i];
+    if (a[1] != '-')
+        return cli_error(cmd->name, EXIT_USAGE, "unknown option '%s' (options are spelled --name)", a);
+    const char *name = a + 2, *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    const cli_opt *o = find_option(cmd->opts, name, len);
+    if (!o)
+        return cli_error(cmd->name, EXIT_USAGE, "unknown option '--%.*s' (see neurite %s --help)", (int)len, name,
+                         cmd->name);
+    const char *value = NULL;
+    if (o->kind == OPT_FLAG) {
+        if (eq)
+            return cli_error(cmd->name, EXIT_USAGE, "--%s takes no value", o->name);
+    } else if (eq) {
+        value = eq + 1;
+    } else if (*i + 1 < argc) {
+        value = argv[++*i];
+    } else {
+        return cli_error(cmd->name, EXIT_USAGE, "--%s needs a value (%s)", o->name, o->arg);
+    }
+    size_t index = (size_t)(o - cmd->opts);  /* below CLI_MAX_OPTIONS: cli_parse checked the table */
+    given->bits[index / 64] |= (uint64_t)1 << (index % 64);
+    return set_value(cmd->name, o, value, settings);
+}
+
+int cli_parse(const cli_command *cmd, void *settings, int argc, char **argv, const char **positional,
+              int *n_positional, cli_given *given)
+{
+    cli_given seen = {{0}};
     bool only_positional = false;
+    int count = 0;
+    size_t options = 0;
+    while (cmd->opts[options].name)
+        options++;
+    if (options > CLI_MAX_OPTIONS)
+        return cli_error(cmd->name, EXIT_USAGE, "internal: %zu options, at most %d", options, CLI_MAX_OPTIONS);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (only_positional || a[0] != '-' || a[1] == 0) {
-            if (*n_positional >= max_positional)
-                return cli_error(cmd, EXIT_USAGE, "unexpected argument '%s' (see neurite %s --help)", a, cmd);
-            positional[(*n_positional)++] = a;
-            continue;
-        }
-        if (strcmp(a, "--") == 0) {
+            if (count >= cmd->max_positional)
+                return cli_error(cmd->name, EXIT_USAGE, "unexpected argument '%s' (see neurite %s --help)", a,
+                                 cmd->name);
+            positional[count++] = a;
+        } else if (strcmp(a, "--") == 0) {
             only_positional = true;
-            continue;
-        }
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            print_help(cmd, synopsis, about, opts);
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            print_help(cmd);
             return -1;
-        }
-        if (a[1] != '-')
-            return cli_error(cmd, EXIT_USAGE, "unknown option '%s' (options are spelled --name)", a);
-        const char *name = a + 2, *eq = strchr(name, '=');
-        size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        const cli_opt *o = opts;
-        for (; o->name; o++)
-            if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
-                break;
-        if (!o->name)
-            return cli_error(cmd, EXIT_USAGE, "unknown option '--%.*s' (see neurite %s --help)", (int)len, name, cmd);
-        const char *value = NULL;
-        if (o->kind == OPT_FLAG) {
-            if (eq)
-                return cli_error(cmd, EXIT_USAGE, "--%s takes no value", o->name);
-        } else if (eq) {
-            value = eq + 1;
-        } else if (i + 1 < argc) {
-            value = argv[++i];
         } else {
-            return cli_error(cmd, EXIT_USAGE, "--%s needs a value (%s)", o->name, o->arg);
+            int rc = parse_option(cmd, settings, argc, argv, &i, &seen);
+            if (rc)
+                return rc;
         }
-        int rc = set_value(cmd, o, value);
-        if (rc)
-            return rc;
     }
+    if (n_positional)
+        *n_positional = count;
+    if (given)
+        *given = seen;
     return 0;
 }
 

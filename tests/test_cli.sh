@@ -55,6 +55,13 @@ for act in relu sigmoid tanh; do
 done
 grep -q 'multiply out to one linear map' "$TMP/xor.txt" && ok || bad "xor: no collapse explanation"
 
+# the command-line reference is what the option tables print
+sh scripts/cli-docs.sh "$B" "$TMP/cli.md" && cmp -s "$TMP/cli.md" docs/cli.md && ok ||
+    bad "docs/cli.md is stale: run 'make docs' (it differs from the commands' --help)"
+# every choice an option takes is listed by --help, and a wrong one is refused with the list
+expect 0 "one of: adam, adamw, sgd, momentum, nesterov" "$N" train --help
+expect 2 "--schedule: unknown value 'linear' \(one of: const, step, cosine\)" "$N" train --schedule linear
+
 # the example a user copies
 expect 0 "4 of 4 right" "$EX"
 

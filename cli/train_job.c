@@ -1,0 +1,242 @@
+/* train_job.c - one run of `neurite train`, step by step: the data, the network, what the run will do, the
+ * training itself, the test accuracy, the saved model. Each step prints its one line on failure and returns
+ * the exit code. */
+#include "train.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    stop_requested = 1;
+    signal(sig, SIG_DFL);  /* a second Ctrl-C ends the process at once */
+}
+
+/* Splits off the validation samples (--val: a fraction or a count) with a generator of their own. */
+static int split_validation(train_job *j)
+{
+    const train_options *o = &j->o;
+    size_t n_val = o->val < 1 ? (size_t)(o->val * (double)j->total) : (size_t)o->val;
+    if (n_val >= j->total)
+        return cli_error("train", EXIT_USAGE, "--val: %zu validation samples leave none of the %zu to train on",
+                         n_val, j->total);
+    nr_rng split_rng;
+    nr_rng_seed(&split_rng, o->seed ^ 0x5eed5eedULL);
+    nr_status st;
+    if (n_val && (st = nr_data_split(j->train, n_val, &split_rng, &j->val)))
+        return cli_fail("train", st);
+    return 0;
+}
+
+static int load_data(train_job *j)
+{
+    const train_options *o = &j->o;
+    int rc = cli_resolve_data("train", o->data, &j->src);
+    if (rc)
+        return rc;
+    if (cli_load("train", j->src.train, o->label, false, &j->train))
+        return EXIT_WORK;
+    const char *test_path = o->test ? o->test : (j->src.named ? j->src.test : NULL);
+    if (test_path && cli_load("train", test_path, o->label, false, &j->test))
+        return EXIT_WORK;
+    nr_status st;
+    if (o->limit && (st = nr_data_truncate(j->train, o->limit)))
+        return cli_fail("train", st);
+    j->digits = strcmp(o->data, "mnist") == 0;
+    j->image = nr_data_is_image(j->train);
+    j->classes = nr_data_classes(j->train);
+    j->total = nr_data_count(j->train);
+    nr_data_shape(j->train, j->shape);
+    if (j->test && nr_data_classes(j->test) > j->classes)
+        j->classes = nr_data_classes(j->test);
+    if (j->classes < 2)
+        return cli_error("train", EXIT_WORK, "%s: the labels hold only one class; nothing to classify", j->src.train);
+    return split_validation(j);
+}
+
+/* The layer list: --layers as given, or read from the file it names. */
+static char *read_spec(const char *value)
+{
+    FILE *f = fopen(value, "r");
+    if (!f)
+        return strdup(value);
+    char *buf = calloc(1, 65536);
+    size_t n = buf ? fread(buf, 1, 65535, f) : 0;
+    (void)n;
+    fclose(f);
+    return buf;
+}
+
+/* A new network from the layer list (or the default for the data), initialised and scaled for the data. */
+static int build_from_spec(train_job *j)
+{
+    const train_options *o = &j->o;
+    bool picture = j->image && j->shape[0] > 1;
+    char def[128];
+    snprintf(def, sizeof def, picture ? "512-256-%zu" : "64-64-%zu", j->classes);
+    char *spec = read_spec(o->layers ? o->layers : def);
+    j->net = picture ? nr_net_new_image(j->shape[0], j->shape[1], j->shape[2])
+                     : nr_net_new(j->shape[0] * j->shape[1] * j->shape[2]);
+    nr_status st;
+    if (!j->net || !spec || (st = nr_net_add_spec(j->net, spec, (nr_act)o->act))) {
+        int rc = cli_error("train", EXIT_USAGE, "--layers: %s", j->net && spec ? nr_error_message() : "out of memory");
+        free(spec);
+        return rc;
+    }
+    free(spec);
+    nr_rng init_rng;
+    nr_rng_seed(&init_rng, o->seed);
+    nr_net_init(j->net, (nr_init)o->init, &init_rng);
+    nr_scaling sc = o->scale == SCALE_AUTO ? (j->image ? NR_SCALE_UNIT : NR_SCALE_STANDARD) : (nr_scaling)o->scale;
+    if ((st = nr_net_fit_scaling(j->net, j->train, sc)))
+        return cli_fail("train", st);
+    return 0;
+}
+
+/* The network (from the checkpoint when resuming), checked against the data and the options. */
+static int build_network(train_job *j)
+{
+    nr_status st;
+    int rc;
+    if (j->o.resume && (st = nr_model_load(j->o.resume, &j->net)))
+        return cli_fail("train", st);
+    if (!j->o.resume && (rc = build_from_spec(j)))
+        return rc;
+    if (nr_net_output_size(j->net) != j->classes && j->o.loss == NR_LOSS_XENT)
+        return cli_error("train", EXIT_USAGE, "--layers: the network has %zu outputs but the data has %zu classes",
+                         nr_net_output_size(j->net), j->classes);
+    j->augment = j->o.augment >= 0 ? j->o.augment : (j->digits ? 2 : 0);
+    if (j->augment && !j->image)
+        return cli_error("train", EXIT_USAGE, "--augment: shifts apply to images, and %s holds a table", j->src.train);
+    j->epochs = j->o.epochs ? j->o.epochs : (j->digits ? 20 : 10);
+    return 0;
+}
+
+static const char *scaling_text(nr_scaling s, bool image)
+{
+    switch (s) {
+    case NR_SCALE_UNIT: return image ? "pixels / 255" : "columns to [0, 1] by their training range";
+    case NR_SCALE_STANDARD: return image ? "standardised (training mean and deviation)" :
+                                           "columns standardised (training means and deviations)";
+    case NR_SCALE_NONE: break;
+    }
+    return "none";
+}
+
+/* What the run is about to do: the data, the scaling, the model, the settings, and the epoch table's head. */
+static void describe(const train_job *j, const nr_train_config *cfg)
+{
+    const train_options *o = &j->o;
+    printf("data: %s: %zu samples of %zux%zux%zu, %zu classes; %zu to train, %zu to validate", j->src.train,
+           j->total, j->shape[0], j->shape[1], j->shape[2], j->classes, nr_data_count(j->train),
+           j->val ? nr_data_count(j->val) : 0);
+    if (j->test)
+        printf("; %zu to test", nr_data_count(j->test));
+    printf("\nscaling: %s; augmentation: %s\n", scaling_text(nr_net_scaling(j->net), j->image),
+           j->augment ? (j->augment == 1 ? "random shifts of up to 1 pixel" : "random shifts of up to 2 pixels")
+                      : "none");
+    if (j->augment > 2)
+        printf("  (shifts of up to %d pixels)\n", j->augment);
+    printf("model:\n");
+    nr_net_print_summary(j->net, stdout);
+    bool adam = o->opt == NR_OPT_ADAM || o->opt == NR_OPT_ADAMW;
+    float lr = cfg->opt.lr > 0 ? cfg->opt.lr : (adam ? 1e-3f : 1e-2f);
+    printf("training: %s, lr %g, %s schedule, batch %zu, %zu epochs, seed %llu, %d threads (%s kernel)%s\n",
+           cli_choice_name(&train_command, "opt", o->opt), (double)lr,
+           cli_choice_name(&train_command, "schedule", o->schedule), o->batch, j->epochs,
+           (unsigned long long)o->seed, nr_threads(), nr_gemm_backend(), o->resume ? ", resumed" : "");
+    printf("%5s  %10s  %9s  %9s  %9s  %9s  %8s\n", "epoch", "train loss", "train acc", "val loss", "val acc", "lr",
+           "time");
+}
+
+static nr_train_config train_config(train_job *j)
+{
+    const train_options *o = &j->o;
+    nr_train_config cfg = {
+        .loss = (nr_loss)o->loss,
+        .opt = {.kind = (nr_opt_kind)o->opt, .lr = (float)o->lr, .momentum = (float)o->momentum,
+                .weight_decay = (float)o->wd, .clip_norm = (float)o->clip},
+        .epochs = j->epochs, .batch = o->batch, .schedule = (nr_schedule)o->schedule,
+        .warmup_epochs = (float)o->warmup, .step_epochs = o->step_epochs, .gamma = (float)o->gamma,
+        .augment_shift = j->augment, .patience = o->patience, .seed = o->seed, .checkpoint = o->checkpoint,
+        .checkpoint_every = o->checkpoint_every, .resume = o->resume, .check_numerics = o->check_numerics,
+        .numerics_log = o->check_numerics ? stdout : NULL, .on_batch = train_display_batch,
+        .on_epoch = train_display_epoch, .stop = &stop_requested,
+    };
+    snprintf(j->stop_path, sizeof j->stop_path, "%s%s", o->checkpoint ? o->checkpoint : o->out ? o->out : "neurite",
+             o->checkpoint ? "" : ".ckpt");
+    cfg.stop_checkpoint = j->stop_path;
+    return cfg;
+}
+
+/* Trains with the live display; Ctrl-C or SIGTERM stops at the next batch with a checkpoint. */
+static int fit(train_job *j, nr_train_config *cfg)
+{
+    train_display disp;
+    int rc = train_display_open(&disp, j->o.quiet, j->o.log);
+    if (rc)
+        return rc;
+    cfg->user = &disp;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    nr_train_result res;
+    double t0 = cli_now();
+    nr_status st = nr_train(j->net, j->train, j->val, cfg, &res);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    if (st == NR_ESTOPPED) {
+        train_display_clear(&disp);
+        rc = cli_error("train", EXIT_WORK, "interrupted: %s; continue with the same options and --resume %s",
+                       nr_error_message(), j->stop_path);
+    } else if (st) {
+        rc = cli_fail("train", st);
+    } else {
+        printf("trained in %.1f s", cli_now() - t0);
+        if (res.stopped)
+            printf("; stopped early, keeping the weights of epoch %zu", res.best_epoch);
+        printf("; weights checksum %08x\n", (unsigned)nr_net_checksum(j->net));
+    }
+    train_display_close(&disp);
+    return rc;
+}
+
+static int test_and_save(train_job *j)
+{
+    nr_status st;
+    if (j->test) {
+        nr_eval ev;
+        if ((st = nr_evaluate(j->net, j->test, &ev)))
+            return cli_fail("train", st);
+        printf("test: accuracy %.4f, loss %.4f, on %zu samples\n", ev.accuracy, ev.loss, ev.count);
+        nr_eval_free(&ev);
+    }
+    if (j->o.out) {
+        if ((st = nr_model_save(j->net, j->o.out)))
+            return cli_fail("train", st);
+        printf("saved %s\n", j->o.out);
+    }
+    return 0;
+}
+
+int train_job_run(train_job *j)
+{
+    nr_set_threads(j->o.threads);
+    int rc = load_data(j);
+    if (!rc)
+        rc = build_network(j);
+    if (!rc) {
+        nr_train_config cfg = train_config(j);
+        describe(j, &cfg);
+        rc = fit(j, &cfg);
+    }
+    if (!rc)
+        rc = test_and_save(j);
+    nr_net_free(j->net);
+    nr_data_free(j->train);
+    nr_data_free(j->val);
+    nr_data_free(j->test);
+    return rc;
+}
