@@ -113,7 +113,7 @@ check: test
 
 # The main job, end to end: fetch the digits if missing, train the classifier, evaluate it on the test set.
 run: $(CLI)
-	sh scripts/fetch-data.sh mnist
+	$(CLI) fetch mnist
 	$(CLI) train --data mnist --out build/digits.nrm
 	$(CLI) eval build/digits.nrm --data mnist
 
@@ -141,12 +141,15 @@ install: all
 	ln -sf libneurite.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libneurite.so.0
 	ln -sf libneurite.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libneurite.so
 	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/share/neurite
+	install -m 644 scripts/fetch-data.sh scripts/mnist-to-idx.js $(DESTDIR)$(PREFIX)/share/neurite/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES@|$(PC_LIBS)|' \
 	    -e 's|@LIBS@|-lm -pthread|' neurite.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/neurite.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/neurite.h $(DESTDIR)$(PREFIX)/lib/libneurite.* \
 	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/neurite.pc $(DESTDIR)$(PREFIX)/bin/neurite
+	rm -rf $(DESTDIR)$(PREFIX)/share/neurite
 
 clean:
 	rm -rf build

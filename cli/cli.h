@@ -40,7 +40,13 @@ typedef struct cli_opt {
     const char *arg;    /* the value's name in --help, e.g. "N" */
     const char *help;
     const cli_choice *choices;  /* OPT_CHOICE: the names it takes (listed by --help) */
+    unsigned flags;             /* CLI_RUN, CLI_KEEP */
 } cli_opt;
+
+/* What a checkpoint keeps of an option. CLI_RUN: it shapes the run's numbers (data, network, optimizer, ...);
+ * a resumed run takes it from the checkpoint and refuses a different value. CLI_KEEP: it says where results
+ * go; a resumed run takes it from the checkpoint unless the command line gives another. */
+enum { CLI_RUN = 1, CLI_KEEP = 2 };
 
 /* A subcommand's command line: its name, synopsis, description and option table (ended by a NULL name). */
 typedef struct cli_command {
@@ -64,6 +70,13 @@ int cli_parse(const cli_command *cmd, void *settings, int argc, char **argv, con
 /* Whether the option `name` of the command was given on the command line. */
 bool cli_was_given(const cli_command *cmd, cli_given given, const char *name);
 
+/* The value of option `o` in `settings` as text that the parser reads back to the same value ("" for an unset
+ * string or flag). */
+void cli_value_text(const cli_opt *o, const void *settings, char *buf, size_t cap);
+
+/* Copies option o's value from one settings struct to another. */
+void cli_copy_value(const cli_opt *o, void *dst, const void *src);
+
 /* The name that the OPT_CHOICE option `option` of the command gives `value` (NULL if none). */
 const char *cli_choice_name(const cli_command *cmd, const char *option, int value);
 
@@ -77,6 +90,10 @@ int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((fo
  * only if everything succeeded. Returns 0 or EXIT_WORK after printing one line. */
 int cli_write_file(const char *cmd, const char *path, bool (*write)(FILE *f, void *ctx), void *ctx);
 
+/* Refuses, in one line naming the option, an output path whose folder does not exist or cannot take a new
+ * file (tried with a probe file that is removed at once; the path itself is not created). 0 or EXIT_USAGE. */
+int cli_check_output(const char *cmd, const char *option, const char *path);
+
 /* Seconds on a monotonic clock. */
 double cli_now(void);
 
@@ -88,6 +105,10 @@ typedef struct data_source {
     bool named;
 } data_source;
 
+/* The folder that holds the named data sets fetched for this user: $NEURITE_DATA, else $XDG_DATA_HOME/neurite,
+ * else ~/.local/share/neurite. */
+const char *cli_data_dir(void);
+
 /* Resolves --data; for the named sets checks the files exist and says how to fetch them if not. Returns 0 or
  * an exit code after printing one line. */
 int cli_resolve_data(const char *cmd, const char *value, data_source *src);
@@ -98,7 +119,7 @@ int cli_load(const char *cmd, const char *path, const char *label, bool unlabele
 
 /* Subcommands: each one's command line (its options table, for --help and docs/cli.md) and its entry. */
 extern const cli_command seed_command, xor_command, train_command, eval_command, predict_command, info_command,
-    export_command;
+    export_command, fetch_command;
 int cmd_seed(int argc, char **argv);
 int cmd_xor(int argc, char **argv);
 int cmd_train(int argc, char **argv);
@@ -106,5 +127,6 @@ int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_fetch(int argc, char **argv);
 
 #endif

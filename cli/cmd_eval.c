@@ -1,6 +1,6 @@
 /* cmd_eval.c - `neurite eval` (accuracy, per-class precision and recall, confusion matrix) and `neurite info`
  * (a saved model's summary). */
-#include "cli.h"
+#include "train.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -14,9 +14,9 @@ typedef struct eval_options {
 
 static const cli_opt eval_options_table[] = {
     {"data", OPT_STRING, offsetof(eval_options, data), 0, 0, "NAME|FILE",
-     "mnist or fashion (their test split), or a labelled file", 0},
-    {"label", OPT_STRING, offsetof(eval_options, label), 0, 0, "NAME|INDEX", "CSV/.npy label column (the last)", 0},
-    {"threads", OPT_INT, offsetof(eval_options, threads), 0, 256, "N", "threads (0: one per core)", 0},
+     "mnist or fashion (their test split), or a labelled file", 0, 0},
+    {"label", OPT_STRING, offsetof(eval_options, label), 0, 0, "NAME|INDEX", "CSV/.npy label column (the last)", 0, 0},
+    {"threads", OPT_INT, offsetof(eval_options, threads), 0, 256, "N", "threads (0: one per core)", 0, 0},
     {0},
 };
 
@@ -116,5 +116,10 @@ int cmd_info(int argc, char **argv)
     printf("output: %zu values, %s\n", nr_net_output_size(net), head[nr_net_head(net)]);
     nr_net_print_summary(net, stdout);
     nr_net_free(net);
+    nr_checkpoint_info ck;
+    if (nr_checkpoint_read(pos[0], &ck) == NR_OK) {  /* a checkpoint: where its run stands */
+        train_describe_checkpoint(pos[0], &ck);
+        nr_checkpoint_info_free(&ck);
+    }
     return 0;
 }

@@ -22,8 +22,8 @@ typedef struct export_options {
 
 static const cli_opt export_options_table[] = {
     {"name", OPT_STRING, offsetof(export_options, name), 0, 0, "NAME",
-     "prefix of the generated names (model): NAME_predict, ...", 0},
-    {"out", OPT_STRING, offsetof(export_options, out), 0, 0, "FILE", "write here (default: standard output)", 0},
+     "prefix of the generated names (model): NAME_predict, ...", 0, 0},
+    {"out", OPT_STRING, offsetof(export_options, out), 0, 0, "FILE", "write here (default: standard output)", 0, 0},
     {0},
 };
 

@@ -91,10 +91,10 @@ typedef struct predict_options {
 
 static const cli_opt predict_options_table[] = {
     {"label", OPT_STRING, offsetof(predict_options, label), 0, 0, "NAME|INDEX",
-     "CSV/.npy: a label column to skip (none: all features)", 0},
+     "CSV/.npy: a label column to skip (none: all features)", 0, 0},
     {"csv", OPT_FLAG, offsetof(predict_options, csv), 0, 0, "",
-     "print CSV: file,row,class,then every probability in full", 0},
-    {"threads", OPT_INT, offsetof(predict_options, threads), 0, 256, "N", "threads (0: one per core)", 0},
+     "print CSV: file,row,class,then every probability in full", 0, 0},
+    {"threads", OPT_INT, offsetof(predict_options, threads), 0, 256, "N", "threads (0: one per core)", 0, 0},
     {0},
 };
 

@@ -124,10 +124,10 @@ typedef struct xor_options {
 } xor_options;
 
 static const cli_opt xor_options_table[] = {
-    {"hidden", OPT_SIZE, offsetof(xor_options, hidden), 1, 4096, "N", "units in each hidden layer (8)", 0},
-    {"depth", OPT_SIZE, offsetof(xor_options, depth), 1, 64, "N", "hidden layers (2)", 0},
-    {"steps", OPT_SIZE, offsetof(xor_options, steps), 1, 1e7, "N", "training steps on the 4 XOR samples (2000)", 0},
-    {"seed", OPT_U64, offsetof(xor_options, seed), 0, 1.8e19, "N", "seed for the initial weights (1)", 0},
+    {"hidden", OPT_SIZE, offsetof(xor_options, hidden), 1, 4096, "N", "units in each hidden layer (8)", 0, 0},
+    {"depth", OPT_SIZE, offsetof(xor_options, depth), 1, 64, "N", "hidden layers (2)", 0, 0},
+    {"steps", OPT_SIZE, offsetof(xor_options, steps), 1, 1e7, "N", "training steps on the 4 XOR samples (2000)", 0, 0},
+    {"seed", OPT_U64, offsetof(xor_options, seed), 0, 1.8e19, "N", "seed for the initial weights (1)", 0, 0},
     {0},
 };
 

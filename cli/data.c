@@ -1,14 +1,23 @@
-/* data.c - how the CLI finds and loads data: the names "mnist" and "fashion", or a file path. */
+/* data.c - how the CLI finds and loads data: the names "mnist" and "fashion", or a file path. The digits live
+ * in the user's data folder (cli_data_dir), so --data mnist works from any folder and after make install;
+ * Fashion-MNIST is where Debian's package puts it. */
 #include "cli.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static const char *data_dir(void)
+const char *cli_data_dir(void)
 {
-    const char *d = getenv("NEURITE_DATA");
-    return d && *d ? d : "data";
+    static char dir[4096];
+    const char *d = getenv("NEURITE_DATA"), *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+    if (d && *d)
+        return d;
+    if (xdg && *xdg)
+        snprintf(dir, sizeof dir, "%s/neurite", xdg);
+    else
+        snprintf(dir, sizeof dir, "%s/.local/share/neurite", home && *home ? home : ".");
+    return dir;
 }
 
 static bool exists(const char *path) { return access(path, R_OK) == 0; }
@@ -18,12 +27,13 @@ int cli_resolve_data(const char *cmd, const char *value, data_source *src)
     memset(src, 0, sizeof *src);
     src->name = value;
     if (strcmp(value, "mnist") == 0) {
-        snprintf(src->train, sizeof src->train, "%s/mnist/train-images-idx3-ubyte", data_dir());
-        snprintf(src->test, sizeof src->test, "%s/mnist/t10k-images-idx3-ubyte", data_dir());
+        const char *dir = cli_data_dir();
+        snprintf(src->train, sizeof src->train, "%s/mnist/train-images-idx3-ubyte", dir);
+        snprintf(src->test, sizeof src->test, "%s/mnist/t10k-images-idx3-ubyte", dir);
         src->named = true;
         if (!exists(src->train) || !exists(src->test))
             return cli_error(cmd, EXIT_WORK, "the MNIST digits are not in %s/mnist: fetch them with "
-                                             "'scripts/fetch-data.sh mnist' (or run 'make run')", data_dir());
+                                             "'neurite fetch mnist'", dir);
         return 0;
     }
     if (strcmp(value, "fashion") == 0) {
@@ -33,7 +43,7 @@ int cli_resolve_data(const char *cmd, const char *value, data_source *src)
         src->named = true;
         if (!exists(src->train) || !exists(src->test))
             return cli_error(cmd, EXIT_WORK, "Fashion-MNIST is not in %s: fetch it with "
-                                             "'scripts/fetch-data.sh fashion' (Debian's dataset-fashion-mnist)", dir);
+                                             "'neurite fetch fashion' (Debian's dataset-fashion-mnist)", dir);
         return 0;
     }
     if (strlen(value) >= sizeof src->train)

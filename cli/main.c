@@ -17,6 +17,7 @@ static const command commands[] = {
     {"predict", cmd_predict, "the class and probabilities a model gives each row or image"},
     {"info", cmd_info, "the summary of a saved model or checkpoint"},
     {"export", cmd_export, "a model as one dependency-free C file (weights + a predict function)"},
+    {"fetch", cmd_fetch, "fetch the MNIST digits or Fashion-MNIST into the data folder"},
 };
 
 static void usage(FILE *f)

@@ -8,7 +8,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 double cli_now(void)
 {
@@ -135,6 +137,35 @@ const char *cli_choice_name(const cli_command *cmd, const char *option, int valu
     return NULL;
 }
 
+void cli_value_text(const cli_opt *o, const void *settings, char *buf, size_t cap)
+{
+    const void *v = (const char *)settings + o->offset;
+    const char *name;
+    switch (o->kind) {
+    case OPT_FLAG: snprintf(buf, cap, "%s", *(const bool *)v ? "yes" : ""); return;
+    case OPT_SIZE: snprintf(buf, cap, "%zu", *(const size_t *)v); return;
+    case OPT_INT: snprintf(buf, cap, "%d", *(const int *)v); return;
+    case OPT_U64: snprintf(buf, cap, "%llu", (unsigned long long)*(const uint64_t *)v); return;
+    case OPT_FLOAT: snprintf(buf, cap, "%.17g", *(const double *)v); return;
+    case OPT_STRING: snprintf(buf, cap, "%s", *(const char *const *)v ? *(const char *const *)v : ""); return;
+    case OPT_CHOICE:
+        name = NULL;
+        for (const cli_choice *c = o->choices; c->name && !name; c++)
+            name = c->value == *(const int *)v ? c->name : NULL;
+        snprintf(buf, cap, "%s", name ? name : "");
+        return;
+    }
+}
+
+void cli_copy_value(const cli_opt *o, void *dst, const void *src)
+{
+    static const size_t sizes[] = {[OPT_FLAG] = sizeof(bool),   [OPT_SIZE] = sizeof(size_t),
+                                   [OPT_INT] = sizeof(int),     [OPT_U64] = sizeof(uint64_t),
+                                   [OPT_FLOAT] = sizeof(double), [OPT_STRING] = sizeof(const char *),
+                                   [OPT_CHOICE] = sizeof(int)};
+    memcpy((char *)dst + o->offset, (const char *)src + o->offset, sizes[o->kind]);
+}
+
 bool cli_was_given(const cli_command *cmd, cli_given given, const char *name)
 {
     const cli_opt *o = find_option(cmd->opts, name, strlen(name));
@@ -203,6 +234,31 @@ int cli_parse(const cli_command *cmd, void *settings, int argc, char **argv, con
         *n_positional = count;
     if (given)
         *given = seen;
+    return 0;
+}
+
+int cli_check_output(const char *cmd, const char *option, const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!path[0] || (slash && !slash[1]))
+        return cli_error(cmd, EXIT_USAGE, "--%s %s: not a file name", option, path);
+    if (snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1,
+                 slash ? path : ".") >= (int)sizeof dir - 32)
+        return cli_error(cmd, EXIT_USAGE, "--%s: path too long", option);
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return cli_error(cmd, EXIT_USAGE, "--%s %s: is a folder, not a file", option, path);
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return cli_error(cmd, EXIT_USAGE, "--%s %s: the folder %s does not exist", option, path, dir);
+    /* Only a real attempt tells: permissions, a read-only file system and /proc all answer here. */
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/.neurite-probe-XXXXXX", dir);
+    int fd = mkstemp(probe);
+    if (fd < 0)
+        return cli_error(cmd, EXIT_USAGE, "--%s %s: cannot write into %s: %s", option, path, dir, strerror(errno));
+    close(fd);
+    unlink(probe);
     return 0;
 }
 

@@ -31,18 +31,36 @@ typedef struct train_job {
     int augment;                 /* pixels, after the default */
     size_t epochs;               /* after the default */
     char stop_path[4200];        /* where Ctrl-C saves the state */
+    char *note;                  /* the run's options as kept in its checkpoints */
+    char *stored;                /* the note of the checkpoint resumed from (its strings point here) */
+    char *layers;                /* the layer list as text, comments and line breaks gone */
 } train_job;
 
 extern const cli_command train_command;
+extern const train_options train_defaults;
 
 /* Runs the whole job: data, network, training, test accuracy, the saved model. Returns the exit code. */
 int train_job_run(train_job *job);
+
+/* ---- the run's options in its checkpoints (train_resume.c) ---- */
+
+/* With --resume: the options the checkpoint's run was made with, for every option the command line did not
+ * give; an option given that would change the run is refused in one line naming both values. */
+int train_resume_options(train_job *job);
+/* The options that shape the run (and where its results go) as the text its checkpoints keep, in job->note. */
+int train_record_options(train_job *job);
+/* The layer list as text (--layers, or the file it names) without comments or line breaks; NULL if out of
+ * memory. */
+char *train_read_layers(const char *value);
+/* Prints where a checkpoint's run stands and the command that continues it (for neurite info). */
+void train_describe_checkpoint(const char *path, const nr_checkpoint_info *info);
 
 /* ---- display (train_display.c) ---- */
 
 /* What the progress callbacks draw on and log into. */
 typedef struct train_display {
     bool tty, quiet;
+    size_t steps;     /* batches trained in this process */
     double last_draw;
     FILE *log_rows;   /* the CSV rows so far, rewritten whole into --log after each epoch */
     const char *log_path;

@@ -34,6 +34,7 @@ void train_display_clear(const train_display *d)
 void train_display_batch(const nr_progress *p, void *user)
 {
     train_display *d = user;
+    d->steps++;
     if (!d->tty || d->quiet)
         return;
     double t = cli_now();

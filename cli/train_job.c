@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t stop_requested;
 
@@ -57,19 +58,6 @@ static int load_data(train_job *j)
     return split_validation(j);
 }
 
-/* The layer list: --layers as given, or read from the file it names. */
-static char *read_spec(const char *value)
-{
-    FILE *f = fopen(value, "r");
-    if (!f)
-        return strdup(value);
-    char *buf = calloc(1, 65536);
-    size_t n = buf ? fread(buf, 1, 65535, f) : 0;
-    (void)n;
-    fclose(f);
-    return buf;
-}
-
 /* A new network from the layer list (or the default for the data), initialised and scaled for the data. */
 static int build_from_spec(train_job *j)
 {
@@ -77,16 +65,15 @@ static int build_from_spec(train_job *j)
     bool picture = j->image && j->shape[0] > 1;
     char def[128];
     snprintf(def, sizeof def, picture ? "512-256-%zu" : "64-64-%zu", j->classes);
-    char *spec = read_spec(o->layers ? o->layers : def);
+    if (!j->layers)
+        j->layers = train_read_layers(o->layers ? o->layers : def);
+    j->o.layers = j->layers;
     j->net = picture ? nr_net_new_image(j->shape[0], j->shape[1], j->shape[2])
                      : nr_net_new(j->shape[0] * j->shape[1] * j->shape[2]);
     nr_status st;
-    if (!j->net || !spec || (st = nr_net_add_spec(j->net, spec, (nr_act)o->act))) {
-        int rc = cli_error("train", EXIT_USAGE, "--layers: %s", j->net && spec ? nr_error_message() : "out of memory");
-        free(spec);
-        return rc;
-    }
-    free(spec);
+    if (!j->net || !j->layers || (st = nr_net_add_spec(j->net, j->layers, (nr_act)o->act)))
+        return cli_error("train", EXIT_USAGE, "--layers: %s",
+                         j->net && j->layers ? nr_error_message() : "out of memory");
     nr_rng init_rng;
     nr_rng_seed(&init_rng, o->seed);
     nr_net_init(j->net, (nr_init)o->init, &init_rng);
@@ -112,6 +99,8 @@ static int build_network(train_job *j)
     if (j->augment && !j->image)
         return cli_error("train", EXIT_USAGE, "--augment: shifts apply to images, and %s holds a table", j->src.train);
     j->epochs = j->o.epochs ? j->o.epochs : (j->digits ? 20 : 10);
+    j->o.augment = j->augment;  /* as resolved: what the checkpoints keep */
+    j->o.epochs = j->epochs;
     return 0;
 }
 
@@ -164,12 +153,31 @@ static nr_train_config train_config(train_job *j)
         .augment_shift = j->augment, .patience = o->patience, .seed = o->seed, .checkpoint = o->checkpoint,
         .checkpoint_every = o->checkpoint_every, .resume = o->resume, .check_numerics = o->check_numerics,
         .numerics_log = o->check_numerics ? stdout : NULL, .on_batch = train_display_batch,
-        .on_epoch = train_display_epoch, .stop = &stop_requested,
+        .on_epoch = train_display_epoch, .stop = &stop_requested, .note = j->note,
     };
     snprintf(j->stop_path, sizeof j->stop_path, "%s%s", o->checkpoint ? o->checkpoint : o->out ? o->out : "neurite",
              o->checkpoint ? "" : ".ckpt");
     cfg.stop_checkpoint = j->stop_path;
     return cfg;
+}
+
+/* When a file cannot be written where asked (the disk filled, the folder went away), the weights of the run are
+ * not lost: they go beside the checkpoint, or into the temporary folder, and the one line says where. */
+static int save_elsewhere(train_job *j, const char *what)
+{
+    char why[512], place[4300];
+    snprintf(why, sizeof why, "%s", nr_error_message());
+    const char *tmp = getenv("TMPDIR"), *name = j->o.out ? j->o.out : "model.nrm";
+    const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+    if (j->o.checkpoint)
+        snprintf(place, sizeof place, "%s.final.nrm", j->o.checkpoint);
+    if (!j->o.checkpoint || nr_model_save(j->net, place) != NR_OK) {
+        snprintf(place, sizeof place, "%s/neurite-%ld-%s", tmp && *tmp ? tmp : "/tmp", (long)getpid(), base);
+        if (nr_model_save(j->net, place) != NR_OK)
+            return cli_error("train", EXIT_WORK, "%s; nor could the weights be saved in %s: %s", why, place,
+                             nr_error_message());
+    }
+    return cli_error("train", EXIT_WORK, "%s; the %s are saved in %s instead", why, what, place);
 }
 
 /* Trains with the live display; Ctrl-C or SIGTERM stops at the next batch with a checkpoint. */
@@ -189,8 +197,11 @@ static int fit(train_job *j, nr_train_config *cfg)
     signal(SIGTERM, SIG_DFL);
     if (st == NR_ESTOPPED) {
         train_display_clear(&disp);
-        rc = cli_error("train", EXIT_WORK, "interrupted: %s; continue with the same options and --resume %s",
+        rc = cli_error("train", EXIT_WORK, "interrupted: %s; continue with: neurite train --resume %s",
                        nr_error_message(), j->stop_path);
+    } else if (st == NR_EIO && disp.steps) {  /* a checkpoint could not be written: keep what the run learnt */
+        train_display_clear(&disp);
+        rc = save_elsewhere(j, "weights so far");
     } else if (st) {
         rc = cli_fail("train", st);
     } else {
@@ -214,19 +225,39 @@ static int test_and_save(train_job *j)
         nr_eval_free(&ev);
     }
     if (j->o.out) {
-        if ((st = nr_model_save(j->net, j->o.out)))
-            return cli_fail("train", st);
+        if (nr_model_save(j->net, j->o.out) != NR_OK)
+            return save_elsewhere(j, "trained weights");
         printf("saved %s\n", j->o.out);
+    }
+    return 0;
+}
+
+/* Every file the run will write, refused now if its folder cannot take it, not after hours of training. */
+static int check_outputs(const train_job *j)
+{
+    const char *names[] = {"out", "checkpoint", "log"};
+    const char *paths[] = {j->o.out, j->o.checkpoint, j->o.log};
+    for (int i = 0; i < 3; i++) {
+        int rc = paths[i] ? cli_check_output("train", names[i], paths[i]) : 0;
+        if (rc)
+            return rc;
     }
     return 0;
 }
 
 int train_job_run(train_job *j)
 {
-    nr_set_threads(j->o.threads);
-    int rc = load_data(j);
+    int rc = j->o.resume ? train_resume_options(j) : 0;
+    if (!rc)
+        rc = check_outputs(j);
+    if (!rc) {
+        nr_set_threads(j->o.threads);
+        rc = load_data(j);
+    }
     if (!rc)
         rc = build_network(j);
+    if (!rc)
+        rc = train_record_options(j);
     if (!rc) {
         nr_train_config cfg = train_config(j);
         describe(j, &cfg);
@@ -234,6 +265,9 @@ int train_job_run(train_job *j)
     }
     if (!rc)
         rc = test_and_save(j);
+    free(j->note);
+    free(j->stored);
+    free(j->layers);
     nr_net_free(j->net);
     nr_data_free(j->train);
     nr_data_free(j->val);

@@ -3,7 +3,7 @@
  * The input is a model file. It is loaded as it is, then again "resealed" (its length field and checksum made
  * right), because otherwise nearly every mutation stops at the checksum and the parser behind it would never
  * be reached. A model that loads is summarised, run, trained a step and saved (fz_use_net). A checkpoint that
- * loads is resumed, the way `neurite train --resume` does, on the small data set fuzz/seeds.c trained the seed
+ * loads has its training state read (nr_checkpoint_read) and is resumed, the way `neurite train --resume` does, on the small data set fuzz/seeds.c trained the seed
  * checkpoints on (8 samples, batch 4), so that the training-state sections are parsed too. */
 #include "fuzz_common.h"
 
@@ -62,8 +62,15 @@ static void fz_model_try(const uint8_t *data, size_t size)
         }
         return;
     }
-    if (size >= 16 && (data[12] & 1))
+    if (size >= 16 && (data[12] & 1)) {
+        nr_checkpoint_info info;  /* what `neurite info` and `--resume` read first: the position and the note */
+        if (nr_checkpoint_read(path, &info) == NR_OK && info.note && strlen(info.note) > 65536) {
+            fprintf(stderr, "fuzz: nr_checkpoint_read returned a note longer than the limit\n");
+            abort();
+        }
+        nr_checkpoint_info_free(&info);
         fz_model_resume(path, net, fz_model_opt_kind(data, size));
+    }
     fz_use_net(net);
     nr_net_free(net);
 }

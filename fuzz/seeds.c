@@ -127,7 +127,7 @@ static void stop_after_one(const nr_progress *p, void *user)
         stop_flag = 1;
 }
 
-static void checkpoint(const char *name, const char *spec, nr_opt_kind kind, bool best, bool stop)
+static void checkpoint(const char *name, const char *spec, nr_opt_kind kind, bool best, bool stop, const char *note)
 {
     nr_net *net = nr_net_new(3);
     if (!net || nr_net_add_spec(net, spec, NR_ACT_RELU))
@@ -139,7 +139,7 @@ static void checkpoint(const char *name, const char *spec, nr_opt_kind kind, boo
     nr_net_fit_scaling(net, train, NR_SCALE_STANDARD);
     stop_flag = 0;
     nr_train_config cfg = {.loss = NR_LOSS_XENT, .opt = {.kind = kind}, .epochs = 1, .batch = 4, .seed = 1,
-                           .patience = best ? 3 : 0, .checkpoint = tmp(name)};
+                           .patience = best ? 3 : 0, .checkpoint = tmp(name), .note = note};
     if (stop) {
         cfg.on_batch = stop_after_one;
         cfg.stop = &stop_flag;
@@ -233,10 +233,11 @@ static void models(void)
     put("model", "v1-mlp.nrm", v1, len);
     free(v1);
 
-    checkpoint("adam.ckpt", "4-2", NR_OPT_ADAM, false, false);
-    checkpoint("adam-best.ckpt", "4-bn-2", NR_OPT_ADAM, true, false);
-    checkpoint("momentum-stopped.ckpt", "5-2", NR_OPT_MOMENTUM, false, true);
-    checkpoint("sgd.ckpt", "2", NR_OPT_SGD, false, false);
+    checkpoint("adam.ckpt", "4-2", NR_OPT_ADAM, false, false, NULL);
+    checkpoint("adam-best.ckpt", "4-bn-2", NR_OPT_ADAM, true, false, NULL);
+    checkpoint("momentum-stopped.ckpt", "5-2", NR_OPT_MOMENTUM, false, true, NULL);
+    checkpoint("sgd.ckpt", "2", NR_OPT_SGD, false, false, NULL);
+    checkpoint("sgd-note.ckpt", "2", NR_OPT_SGD, false, false, "neurite train options\n--seed=3\n--epochs=1\n");
 
     /* Broken models, from the MLP. */
     unsigned char *good = slurp(tmp("mlp.nrm"), &len);

@@ -493,6 +493,8 @@ typedef struct nr_train_config {
     volatile sig_atomic_t *stop; /* set non-zero (e.g. from a signal handler) to stop at the next batch
                                     boundary, saving the state first to ... */
     const char *stop_checkpoint; /* ... this file (NULL: `checkpoint`; neither: nothing is saved) */
+    const char *note;            /* text kept in every checkpoint of the run, up to 64 KiB (e.g. the options that
+                                    made it, as the neurite command keeps them); see nr_checkpoint_read */
 } nr_train_config;
 
 typedef struct nr_train_result {
@@ -509,6 +511,23 @@ typedef struct nr_train_result {
  * if any, holds the state to resume from. */
 nr_status nr_train(nr_net *net, const nr_dataset *train, const nr_dataset *val, const nr_train_config *config,
                    nr_train_result *result);
+
+/* Where a checkpoint's run stands, read without resuming it (for `neurite info`, or to decide how to resume). */
+typedef struct nr_checkpoint_info {
+    uint64_t epoch;              /* the epoch in progress, 0-based: epochs done */
+    uint64_t batch;              /* batches of it done */
+    uint64_t steps;              /* optimizer steps taken */
+    uint64_t samples, batch_size;  /* training samples and batch size of the run */
+    uint64_t seed;
+    double best_val_loss;        /* the best validation loss so far (infinity if none) */
+    uint64_t best_epoch;         /* its epoch, 1-based (0 if none) */
+    char *note;                  /* the run's note (nr_train_config.note), malloc'd; NULL if it has none */
+} nr_checkpoint_info;
+
+/* Reads the training state of a checkpoint written by nr_train. NR_EFORMAT for a plain model. Free the note
+ * with nr_checkpoint_info_free. */
+nr_status nr_checkpoint_read(const char *path, nr_checkpoint_info *info);
+void nr_checkpoint_info_free(nr_checkpoint_info *info);
 
 typedef struct nr_eval {
     size_t count;                /* samples */

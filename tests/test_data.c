@@ -811,7 +811,15 @@ static void real_data(void)
 #else
     printf("note: built without zlib, so the compressed Fashion-MNIST checks are skipped\n");
 #endif
-    const char *root = getenv("NEURITE_DATA") && *getenv("NEURITE_DATA") ? getenv("NEURITE_DATA") : "data";
+    /* The user's data folder, as neurite fetch fills it (cli/data.c). */
+    char root[2048];
+    const char *env = getenv("NEURITE_DATA"), *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+    if (env && *env)
+        snprintf(root, sizeof root, "%s", env);
+    else if (xdg && *xdg)
+        snprintf(root, sizeof root, "%s/neurite", xdg);
+    else
+        snprintf(root, sizeof root, "%s/.local/share/neurite", home ? home : ".");
     snprintf(a, sizeof a, "%s/mnist/train-images-idx3-ubyte", root);
     if (access(a, R_OK) == 0) {
         snprintf(b, sizeof b, "%s/mnist/train-labels-idx1-ubyte", root);
@@ -820,7 +828,7 @@ static void real_data(void)
         snprintf(b, sizeof b, "%s/mnist/t10k-labels-idx1-ubyte", root);
         check_real(a, b, 2000, 0, "MNIST digits test set");
     } else {
-        printf("note: %s/mnist is absent (scripts/fetch-data.sh mnist); its checks are skipped\n", root);
+        printf("note: %s/mnist is absent (neurite fetch mnist); its checks are skipped\n", root);
     }
 }
 

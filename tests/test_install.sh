@@ -35,4 +35,23 @@ fi
 others=$(nm -D --defined-only "$TMP/prefix/lib/libneurite.so" | awk '{print $3}' | grep -v '^nr_[a-z]' | head -3)
 [ -z "$others" ] && ok || bad "the shared library exports more than the API: $others"
 "$TMP/prefix/bin/neurite" version | grep -q "^neurite " && ok || bad "the installed command does not run"
+
+# Named data from any folder: the digits live in the user's data folder, and the installed command fetches
+# them with the installed script (here into a folder that already has them, so nothing is downloaded).
+NI=$TMP/prefix/bin/neurite
+[ -r "$TMP/prefix/share/neurite/fetch-data.sh" ] && ok || bad "make install did not install fetch-data.sh"
+(cd / && NEURITE_DATA=$TMP/empty "$NI" train --data mnist --epochs 1) >"$TMP/nodata.out" 2>"$TMP/nodata.err"
+[ $? -eq 1 ] && grep -q "the MNIST digits are not in $TMP/empty/mnist: fetch them with 'neurite fetch mnist'" \
+    "$TMP/nodata.err" && [ "$(wc -l <"$TMP/nodata.err")" -eq 1 ] && ok || bad "no data: $(cat "$TMP/nodata.err")"
+DIGITS=${NEURITE_DATA:-${XDG_DATA_HOME:-$HOME/.local/share}/neurite}/mnist
+if [ -r "$DIGITS/train-images-idx3-ubyte" ]; then
+    mkdir "$TMP/udata"
+    ln -s "$DIGITS" "$TMP/udata/mnist"
+    (cd / && NEURITE_DATA=$TMP/udata "$NI" fetch mnist) 2>&1 | grep -q "MNIST digits: already in $TMP/udata/mnist" &&
+        ok || bad "the installed neurite fetch does not find its script or the data"
+    (cd / && NEURITE_DATA=$TMP/udata "$NI" train --data mnist --epochs 1 --limit 500 --quiet) 2>&1 |
+        grep -q "^test: accuracy" && ok || bad "--data mnist from / with the installed command failed"
+else
+    echo "$NAME: note: the digits are not fetched ($DIGITS); --data mnist from another folder not checked"
+fi
 report

@@ -319,9 +319,17 @@ no_temp_files "$TMP"
 # ---- unwritable output ----
 
 mkdir "$TMP/adir"
-refuse 1 "adir: cannot replace: Is a directory" "$N" train --data "$TMP/t.csv" --label kind --epochs 1 --quiet --out "$TMP/adir"
-refuse 1 "cannot write: No such file or directory" "$N" train --data "$TMP/t.csv" --label kind --epochs 1 --quiet \
-    --out "$TMP/missing/m.nrm"
+# Outputs are checked before any work: a typo costs a second, not a run.
+refuse 2 "--out .*adir: is a folder, not a file" "$N" train --data "$TMP/t.csv" --label kind --epochs 1 --quiet --out "$TMP/adir"
+refuse 2 "--out .*missing/m.nrm: the folder .*missing does not exist" "$N" train --data "$TMP/t.csv" --label kind \
+    --epochs 1 --quiet --out "$TMP/missing/m.nrm"
+refuse 2 "--checkpoint .*missing/c.ckpt: the folder .*missing does not exist" "$N" train --data "$TMP/t.csv" \
+    --label kind --epochs 1 --quiet --checkpoint "$TMP/missing/c.ckpt"
+refuse 2 "--log .*missing/l.csv: the folder .*missing does not exist" "$N" train --data "$TMP/t.csv" --label kind \
+    --epochs 1 --quiet --log "$TMP/missing/l.csv"
+refuse 2 "--out /proc/nope.nrm: cannot write into /proc" "$N" train --data "$TMP/t.csv" --label kind --epochs 1 \
+    --quiet --out /proc/nope.nrm
+[ ! -e /proc/nope.nrm ] && ok || bad "the check created /proc/nope.nrm"
 refuse 1 "missing/w1.npy: cannot write" "$N" seed --iters 1 --print-every 0 --save-w1 "$TMP/missing/w1.npy"
 no_temp_files "$TMP"
 if [ "$(id -u)" = 0 ]; then
@@ -329,10 +337,10 @@ if [ "$(id -u)" = 0 ]; then
     mkdir "$RO"
     if mount -t tmpfs -o size=64k,ro tmpfs "$RO" 2>/dev/null; then
         MOUNTS="$MOUNTS $RO"
-        refuse 1 "ro/m.nrm: cannot write: Read-only file system" "$N" train --data "$TMP/t.csv" --label kind --epochs 1 \
-            --quiet --out "$RO/m.nrm"
-        refuse 1 "ro/c.ckpt: cannot write: Read-only file system" "$N" train --data "$TMP/t.csv" --label kind --epochs 1 \
-            --quiet --checkpoint "$RO/c.ckpt"
+        refuse 2 "--out .*ro/m.nrm: cannot write into .*ro: Read-only file system" "$N" train --data "$TMP/t.csv" \
+            --label kind --epochs 1 --quiet --out "$RO/m.nrm"
+        refuse 2 "--checkpoint .*ro/c.ckpt: cannot write into .*ro: Read-only file system" "$N" train \
+            --data "$TMP/t.csv" --label kind --epochs 1 --quiet --checkpoint "$RO/c.ckpt"
         refuse 1 "ro/w1.npy: cannot write: Read-only file system" "$N" seed --iters 1 --print-every 0 --save-w1 "$RO/w1.npy"
         refuse 1 "ro/l.txt: cannot write: Read-only file system" "$N" seed --iters 2 --print-every 0 --losses "$RO/l.txt"
     else
@@ -341,8 +349,8 @@ if [ "$(id -u)" = 0 ]; then
 else
     mkdir "$TMP/locked"
     chmod 555 "$TMP/locked"
-    refuse 1 "locked/m.nrm: cannot write: Permission denied" "$N" train --data "$TMP/t.csv" --label kind --epochs 1 --quiet \
-        --out "$TMP/locked/m.nrm"
+    refuse 2 "--out .*locked/m.nrm: cannot write into .*locked: Permission denied" "$N" train --data "$TMP/t.csv" \
+        --label kind --epochs 1 --quiet --out "$TMP/locked/m.nrm"
     refuse 1 "locked/w1.npy: cannot write: Permission denied" "$N" seed --iters 1 --print-every 0 --save-w1 "$TMP/locked/w1.npy"
 fi
 
@@ -359,13 +367,20 @@ if [ "$(id -u)" = 0 ]; then
         "$N" seed --in 4 --hidden 2 --out 1 --iters 5 --print-every 0 --save-w1 "$D/w1.npy" --losses "$D/losses.txt" \
             >/dev/null 2>&1
         for f in m.nrm c.ckpt w1.npy losses.txt; do cp "$D/$f" "$TMP/old-$f"; done
-        # New ones larger than the space left.
-        refuse 1 "full/m.nrm: write failed: No space left on device" "$N" train --data "$TMP/t.csv" --label kind \
-            --layers 8192-3 --epochs 1 --quiet --out "$D/m.nrm"
+        # New ones larger than the space left: the old files survive, and the trained weights are saved in the
+        # temporary folder (or beside a checkpoint), the one line says where.
+        mkdir "$TMP/fallback"
+        TMPDIR=$TMP/fallback refuse 1 "full/m.nrm: write failed: No space left on device; the trained weights are \
+saved in .*fallback/neurite-[0-9]+-m.nrm instead" "$N" train --data "$TMP/t.csv" --label kind --layers 8192-3 \
+            --epochs 1 --quiet --out "$D/m.nrm"
         same "$D/m.nrm" "$TMP/old-m.nrm"
-        refuse 1 "full/c.ckpt: write failed: No space left on device" "$N" train --data "$TMP/t.csv" --label kind \
-            --layers 4096-3 --epochs 1 --quiet --checkpoint "$D/c.ckpt"
+        saved=$(sed -n 's/.* saved in \(.*\) instead$/\1/p' "$TMP/err")
+        "$N" info "$saved" 2>/dev/null | grep -q 'dense 3->8192' && ok || bad "the fallback model '$saved' does not load"
+        TMPDIR=$TMP/fallback refuse 1 "full/c.ckpt: write failed: No space left on device; the weights so far are \
+saved in .*fallback/neurite-[0-9]+-model.nrm instead" "$N" train --data "$TMP/t.csv" --label kind --layers 4096-3 \
+            --epochs 1 --quiet --checkpoint "$D/c.ckpt"
         same "$D/c.ckpt" "$TMP/old-c.ckpt"
+        rm -rf "$TMP/fallback"
         refuse 1 "full/w1.npy: write failed: No space left on device" "$N" seed --iters 1 --print-every 0 --save-w1 "$D/w1.npy"
         same "$D/w1.npy" "$TMP/old-w1.npy"
         refuse 1 "full/losses.txt: write failed: No space left on device" "$N" seed --in 4 --hidden 2 --out 1 \
@@ -383,6 +398,27 @@ if [ "$(id -u)" = 0 ]; then
     fi
 else
     echo "test_reliability: note: not root, so no tmpfs can be mounted; out-of-space checks skipped"
+fi
+
+# ---- the output folder removed during training: the weights go beside the checkpoint ----
+
+mkdir "$TMP/gone" "$TMP/ck"
+table_csv 6000 "$TMP/big.csv"
+"$N" train --data "$TMP/big.csv" --label kind --layers 256-256-3 --epochs 200 --threads 1 --checkpoint "$TMP/ck/c.ckpt" \
+    --out "$TMP/gone/m.nrm" >"$TMP/gone.out" 2>"$TMP/gone.err" &
+pid=$!
+i=0
+while ! grep -q '^ *1 ' "$TMP/gone.out" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+rm -rf "$TMP/gone"
+wait $pid
+code=$?
+[ "$code" -eq 1 ] && ok || bad "training whose output folder vanished exited $code, expected 1"
+grep -Eq "gone/m.nrm: cannot write: No such file or directory; the trained weights are saved in .*ck/c.ckpt.final.nrm \
+instead" "$TMP/gone.err" && ok || bad "no fallback line: $(cat "$TMP/gone.err")"
+"$N" info "$TMP/ck/c.ckpt.final.nrm" >/dev/null 2>&1 && ok || bad "the model saved beside the checkpoint does not load"
+if [ -n "${RELIABILITY_LOG:-}" ]; then
+    echo "\$ neurite train ... --checkpoint ck/c.ckpt --out gone/m.nrm   (gone/ removed during training)" >>"$RELIABILITY_LOG"
+    sed -e "s|$TMP/||g" "$TMP/gone.err" >>"$RELIABILITY_LOG"
 fi
 
 # ---- interrupted save: kill -9 while a checkpoint or a model is being written ----
@@ -456,8 +492,8 @@ done
 no_temp_files "$K"
 # SIGTERM (as a scheduler sends before it kills): the run saves a checkpoint at the next batch, says in one line
 # how to resume, and the resumed run finishes.
-"$N" train --data "$X" --layers 784-64-10 --epochs 100000 --batch 16 --val 0 --quiet --threads 1 --out "$K/t.nrm" \
-    >"$TMP/term.out" 2>"$TMP/term.err" &
+"$N" train --data "$X" --layers 784-64-10 --epochs 100000 --schedule const --batch 16 --val 0 --quiet --threads 1 \
+    --out "$K/t.nrm" >"$TMP/term.out" 2>"$TMP/term.err" &
 pid=$!
 tries=0
 while [ $tries -lt 500 ] && ! grep -q '^ *1 ' "$TMP/term.out" 2>/dev/null; do
@@ -471,7 +507,10 @@ code=$?
 [ "$(wc -l <"$TMP/term.err")" -eq 1 ] && grep -q "interrupted: stopped at epoch .*--resume $K/t.nrm.ckpt" "$TMP/term.err" &&
     ok || bad "SIGTERM: no one-line resume instruction: $(cat "$TMP/term.err")"
 [ -n "${RELIABILITY_LOG:-}" ] && sed -e "s|$TMP/||g" "$TMP/term.err" >>"$RELIABILITY_LOG"
-refuse 0 "resumed" "$N" train --data "$X" --epochs 3 --batch 16 --val 0 --quiet --resume "$K/t.nrm.ckpt" --out "$K/t.nrm"
+# The checkpoint knows the run: resumed alone but for one more epoch than it had done (a constant rate allows
+# a different length), it finishes.
+done_epochs=$("$N" info "$K/t.nrm.ckpt" | sed -n 's/^checkpoint: \([0-9]*\) of .*/\1/p')
+refuse 0 "resumed" "$N" train --resume "$K/t.nrm.ckpt" --epochs $((done_epochs + 1)) --quiet
 no_temp_files "$K"
 
 # The same run on 1 and on 2 threads writes the same model, byte for byte (the second convolution, with 8

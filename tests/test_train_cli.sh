@@ -28,8 +28,7 @@ if [ -r "$FASHION/train-images-idx3-ubyte.gz" ]; then
         --out "$TMP/a.nrm" >/dev/null 2>&1
     "$N" train --data fashion --limit 1000 --epochs 2 --layers 784-32-10 --schedule const --quiet \
         --checkpoint "$TMP/c.ckpt" >/dev/null 2>&1
-    "$N" train --data fashion --limit 1000 --epochs 3 --schedule const --quiet --resume "$TMP/c.ckpt" \
-        --out "$TMP/b.nrm" >/dev/null 2>&1
+    "$N" train --epochs 3 --quiet --resume "$TMP/c.ckpt" --out "$TMP/b.nrm" >/dev/null 2>&1
     cmp -s "$TMP/a.nrm" "$TMP/b.nrm" && ok || bad "2 epochs + resume differs from 3 straight"
     # the same seed gives the same weights at 1 and 2 threads, through every layer kind
     for t in 1 2; do
@@ -40,7 +39,7 @@ if [ -r "$FASHION/train-images-idx3-ubyte.gz" ]; then
     sum2=$(sed -n 's/.*weights checksum \([0-9a-f]*\).*/\1/p' "$TMP/det2.txt")
     [ -n "$sum1" ] && [ "$sum1" = "$sum2" ] && ok || bad "1 and 2 threads give different weights ($sum1 vs $sum2)"
     # Ctrl-C: a checkpoint at the next batch, one line saying how to resume, and the resume finishes
-    "$N" train --data fashion --limit 20000 --epochs 50 --layers 784-256-10 --quiet --threads 1 \
+    "$N" train --data fashion --limit 20000 --epochs 50 --schedule const --layers 784-256-10 --quiet --threads 1 \
         --out "$TMP/int.nrm" >"$TMP/int.out" 2>"$TMP/int.err" &
     pid=$!
     sleep 2
@@ -48,10 +47,14 @@ if [ -r "$FASHION/train-images-idx3-ubyte.gz" ]; then
     wait $pid
     code=$?
     [ "$code" -eq 1 ] && ok || bad "interrupted training exited $code, expected 1"
-    grep -q "interrupted: stopped at epoch .*--resume $TMP/int.nrm.ckpt" "$TMP/int.err" && ok ||
-        bad "no resume instructions: $(cat "$TMP/int.err")"
+    grep -q "interrupted: stopped at epoch .*continue with: neurite train --resume $TMP/int.nrm.ckpt" "$TMP/int.err" &&
+        ok || bad "no resume instructions: $(cat "$TMP/int.err")"
     [ "$(wc -l <"$TMP/int.err")" -eq 1 ] && ok || bad "the interruption should print one line"
-    expect 0 "resumed" "$N" train --data fashion --limit 20000 --epochs 1 --quiet --resume "$TMP/int.nrm.ckpt"
+    # it remembers the run: one epoch more than done, and nothing else said, finishes it
+    done_epochs=$("$N" info "$TMP/int.nrm.ckpt" | sed -n 's/^checkpoint: \([0-9]*\) of 50 epochs done.*/\1/p')
+    [ -n "$done_epochs" ] && ok || bad "info does not say where the interrupted run stands: $("$N" info "$TMP/int.nrm.ckpt")"
+    expect 0 "resumed" "$N" train --epochs $((done_epochs + 1)) --quiet --resume "$TMP/int.nrm.ckpt"
+    [ -s "$TMP/int.nrm" ] && ok || bad "the resumed run did not save to the interrupted run's --out"
     no_temp_files "$TMP"
 else
     bad "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)"
@@ -85,7 +88,8 @@ expect 2 "needs a model and --data" "$N" eval "$TMP/t.nrm"
 expect 1 "missing.nrm: cannot open" "$N" info "$TMP/missing.nrm"
 head -c 100 "$TMP/t.nrm" >"$TMP/cut.nrm"
 expect 1 "cut.nrm: truncated" "$N" info "$TMP/cut.nrm"
-expect 1 "cannot write" "$N" train --data "$TMP/t.csv" --epochs 1 --quiet --out /nonexistent/m.nrm
+expect 2 "--out /nonexistent/m.nrm: the folder /nonexistent does not exist" "$N" train --data "$TMP/t.csv" --epochs 1 \
+    --quiet --out /nonexistent/m.nrm
 no_temp_files "$TMP"
 
 report

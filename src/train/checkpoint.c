@@ -1,6 +1,7 @@
 /* checkpoint.c - the whole state of a training run in one file: a model file (so eval, predict and info take
- * it) with two more sections a plain model reader skips, the optimizer's state ("optm") and the run's
- * position and history ("trng"). Resuming from it continues bit for bit (train.c says why that suffices). */
+ * it) with more sections a plain model reader skips: the optimizer's state ("optm"), the run's position and
+ * history ("trng"), and the caller's note ("note": the command line keeps the run's options there). Resuming
+ * from it continues bit for bit (train.c says why that suffices). */
 #include "io/model.h"
 #include "train/trainer.h"
 
@@ -8,10 +9,16 @@
 
 typedef struct checkpoint_io {
     const nr_net *net;
-    nr_optimizer *opt;
+    nr_optimizer *opt;           /* NULL: read only the optimizer's step count (nr_checkpoint_read) */
     nr__run *run;
+    const char *note;            /* written, if not NULL */
+    char *note_read;             /* read (malloc'd) */
+    uint64_t steps;
     bool got_opt, got_run;
 } checkpoint_io;
+
+/* The longest note kept: a command line's options fit many times over. */
+enum { MAX_NOTE = 1 << 16 };
 
 enum { RUN_FIELDS = 10 };
 
@@ -48,16 +55,27 @@ static void put_run(nr__sink *s, const void *ctx)
     }
 }
 
+static void put_note(nr__sink *s, const void *ctx)
+{
+    const char *note = ((const checkpoint_io *)ctx)->note;
+    nr__put(s, note, strlen(note));
+}
+
 /* Lower-case tags: a plain model reader skips them, so a checkpoint is also a model file. */
 static void put_checkpoint_sections(nr__sink *s, const void *ctx)
 {
     nr__put_section(s, "optm", put_opt, ctx);
     nr__put_section(s, "trng", put_run, ctx);
+    if (((const checkpoint_io *)ctx)->note)
+        nr__put_section(s, "note", put_note, ctx);
 }
 
-nr_status nr__checkpoint_save(const char *path, const nr_net *net, nr_optimizer *opt, const nr__run *run)
+nr_status nr__checkpoint_save(const char *path, const nr_net *net, nr_optimizer *opt, const nr__run *run,
+                              const char *note)
 {
-    checkpoint_io io = {net, opt, (nr__run *)run, false, false};
+    if (note && strlen(note) > MAX_NOTE)
+        return nr__fail(NR_EINVAL, "%s: the checkpoint's note is longer than %d bytes", path, MAX_NOTE);
+    checkpoint_io io = {.net = net, .opt = opt, .run = (nr__run *)run, .note = note};
     nr__extra extra = {put_checkpoint_sections, &io, NULL, NULL};
     return nr__model_write(net, path, &extra);
 }
@@ -74,6 +92,12 @@ static bool read_opt(nr__reader *r, checkpoint_io *io)
             return false;
     if (!nr__get_u64(r, &steps) || !nr__get_u64(r, &np) || !nr__get_u32(r, &count))
         return false;
+    io->steps = steps;
+    if (!io->opt) {  /* the position only: the state is left unread */
+        r->p = r->end;
+        io->got_opt = true;
+        return true;
+    }
     const nr_opt_config *c = nr_opt_get_config(io->opt);
     size_t have, n_params = io->net->n_params;
     float **state = nr_opt_state(io->opt, &have);
@@ -113,6 +137,10 @@ static bool read_run(nr__reader *r, checkpoint_io *io)
             return false;
     if (!nr__get_f64(r, &s->tally.loss_sum) || !nr__get_f64(r, &s->best_val))
         return false;
+    if (!io->opt) {  /* nr_checkpoint_read: the position as it is, nothing to compare it with */
+        s->samples = v[3];
+        s->batch_size = v[4];
+    }
     if (v[3] != s->samples || v[4] != s->batch_size)
         return nr__reader_fail(r, "made with batch %llu on %llu samples; this run has batch %llu on %llu",
                                (unsigned long long)v[4], (unsigned long long)v[3],
@@ -127,9 +155,29 @@ static bool read_run(nr__reader *r, checkpoint_io *io)
     s->has_best = v[9] != 0;
     if (s->batch * s->batch_size > s->samples || s->tally.seen > s->samples || s->tally.correct > s->tally.seen)
         return nr__reader_fail(r, "inconsistent position");
-    if (s->has_best && !read_best(r, io))
+    if (s->has_best && !io->opt) {
+        r->p = r->end;
+    } else if (s->has_best && !read_best(r, io)) {
         return false;
+    }
     io->got_run = true;
+    return true;
+}
+
+static bool read_note(nr__reader *r, checkpoint_io *io)
+{
+    size_t len = (size_t)(r->end - r->p);
+    if (len > MAX_NOTE)
+        return nr__reader_fail(r, "a note of %zu bytes (at most %d)", len, MAX_NOTE);
+    if (io->note_read || memchr(r->p, 0, len))
+        return nr__reader_fail(r, io->note_read ? "appears twice" : "holds a zero byte");
+    if (!(io->note_read = malloc(len + 1))) {
+        r->st = nr__fail(NR_ENOMEM, "out of memory");
+        return false;
+    }
+    memcpy(io->note_read, r->p, len);
+    io->note_read[len] = 0;
+    r->p = r->end;
     return true;
 }
 
@@ -139,6 +187,10 @@ static bool read_checkpoint_section(nr__reader *r, const char tag[4], void *ctx)
         return read_opt(r, ctx);
     if (memcmp(tag, "trng", 4) == 0)
         return read_run(r, ctx);
+    if (memcmp(tag, "note", 4) == 0)
+        return read_note(r, ctx);
+    if (tag[0] >= 'a' && tag[0] <= 'z')
+        return true;  /* optional, and unknown to this version: skipped as the model reader would */
     return nr__reader_fail(r, "unknown required section");
 }
 
@@ -170,7 +222,7 @@ static void take_model(nr_net *net, nr_net *saved)
 
 nr_status nr__checkpoint_load(const char *path, nr_net *net, nr_optimizer *opt, nr__run *run)
 {
-    checkpoint_io io = {net, opt, run, false, false};
+    checkpoint_io io = {.net = net, .opt = opt, .run = run};
     nr__extra extra = {NULL, NULL, read_checkpoint_section, &io};
     nr_net *saved = NULL;
     uint32_t flags = 0;
@@ -189,5 +241,38 @@ nr_status nr__checkpoint_load(const char *path, nr_net *net, nr_optimizer *opt, 
     if (!st)
         take_model(net, saved);
     nr_net_free(saved);
+    free(io.note_read);
     return st;
+}
+
+nr_status nr_checkpoint_read(const char *path, nr_checkpoint_info *info)
+{
+    if (!path || !info)
+        return nr__fail(NR_EINVAL, "nr_checkpoint_read: NULL argument");
+    memset(info, 0, sizeof *info);
+    nr__run run = {0};
+    checkpoint_io io = {.run = &run};
+    nr__extra extra = {NULL, NULL, read_checkpoint_section, &io};
+    nr_net *saved = NULL;
+    uint32_t flags = 0;
+    nr_status st = nr__model_read(path, &saved, &extra, &flags);
+    nr_net_free(saved);
+    if (!st && (!(flags & NR__FLAG_CHECKPOINT) || !io.got_opt || !io.got_run))
+        st = nr__fail(NR_EFORMAT, "%s: a model, not a checkpoint (it has no training state)", path);
+    if (st) {
+        free(io.note_read);
+        return st;
+    }
+    *info = (nr_checkpoint_info){.epoch = run.epoch, .batch = run.batch, .steps = io.steps, .samples = run.samples,
+                                 .batch_size = run.batch_size, .seed = run.seed, .best_val_loss = run.best_val,
+                                 .best_epoch = run.best_epoch, .note = io.note_read};
+    return NR_OK;
+}
+
+void nr_checkpoint_info_free(nr_checkpoint_info *info)
+{
+    if (info) {
+        free(info->note);
+        info->note = NULL;
+    }
 }

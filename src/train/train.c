@@ -159,7 +159,7 @@ static nr_status honour_stop_request(trainer *t)
         return NR_OK;
     const char *save = t->cfg.stop_checkpoint ? t->cfg.stop_checkpoint : t->cfg.checkpoint;
     nr_status st;
-    if (save && (st = nr__checkpoint_save(save, t->net, t->opt, &t->run)))
+    if (save && (st = nr__checkpoint_save(save, t->net, t->opt, &t->run, t->cfg.note)))
         return st;
     if (save)
         return nr__fail(NR_ESTOPPED, "stopped at epoch %zu, batch %zu; the state is in %s", t->epoch + 1, t->index,
@@ -246,7 +246,7 @@ static nr_status clip_and_step(trainer *t)
 
 static nr_status save_checkpoint(trainer *t, const char *when)
 {
-    nr_status st = nr__checkpoint_save(t->cfg.checkpoint, t->net, t->opt, &t->run);
+    nr_status st = nr__checkpoint_save(t->cfg.checkpoint, t->net, t->opt, &t->run, t->cfg.note);
     if (!st)
         snprintf(t->last_checkpoint, sizeof t->last_checkpoint, "%s (%s)", t->cfg.checkpoint, when);
     return st;

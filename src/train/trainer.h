@@ -70,8 +70,9 @@ typedef struct nr__run {
     float *best;             /* the best weights (early stopping), n_params */
 } nr__run;
 
-/* Saves the whole training state, whole or not at all. */
-nr_status nr__checkpoint_save(const char *path, const nr_net *net, nr_optimizer *opt, const nr__run *run);
+/* Saves the whole training state, and the caller's note (may be NULL), whole or not at all. */
+nr_status nr__checkpoint_save(const char *path, const nr_net *net, nr_optimizer *opt, const nr__run *run,
+                              const char *note);
 /* Restores weights, scaling, head, optimizer state and position from a checkpoint of the same network, run
  * on as many samples in batches of the same size (run->samples and run->batch_size say which). */
 nr_status nr__checkpoint_load(const char *path, nr_net *net, nr_optimizer *opt, nr__run *run);
