@@ -812,7 +812,7 @@ static void real_data(void)
     printf("note: built without zlib, so the compressed Fashion-MNIST checks are skipped\n");
 #endif
     /* The user's data folder, as neurite fetch fills it (cli/data.c). */
-    char root[2048];
+    char root[400];
     const char *env = getenv("NEURITE_DATA"), *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
     if (env && *env)
         snprintf(root, sizeof root, "%s", env);

@@ -52,9 +52,9 @@ vg 0 xor --steps 200
 
 # A CSV table: train with a log, a checkpoint and --check-numerics; resume; evaluate; predict; describe.
 table_csv 60 "$TMP/t.csv"
-vg 0 train --data "$TMP/t.csv" --label kind --layers 8-3 --epochs 2 --batch 16 --threads 2 --quiet \
+vg 0 train --data "$TMP/t.csv" --label kind --layers 8-3 --epochs 2 --schedule const --batch 16 --threads 2 --quiet \
     --check-numerics --log "$TMP/log.csv" --checkpoint "$TMP/t.ckpt" --checkpoint-every 2 --out "$TMP/t.nrm"
-vg 0 train --data "$TMP/t.csv" --label kind --epochs 3 --batch 16 --quiet --resume "$TMP/t.ckpt" --out "$TMP/t.nrm"
+vg 0 train --resume "$TMP/t.ckpt" --epochs 3 --quiet
 vg 0 eval "$TMP/t.nrm" --data "$TMP/t.csv" --label kind
 vg 0 predict "$TMP/t.nrm" "$TMP/t.csv" --label kind --csv
 vg 0 info "$TMP/t.ckpt"
