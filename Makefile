@@ -3,7 +3,8 @@
 #   make test                 every test, then the whole suite again under ASan + UBSan
 #   make bench                speed against NumPy and PyTorch (see docs/benchmarks.md)
 #   make install PREFIX=/usr/local
-# Options: CC=clang, BLAS=0 (no OpenBLAS even if found), ZLIB=0 (no .gz reading), SAN=1 (sanitizers).
+# Options: CC=clang, BLAS=0 (no OpenBLAS even if found), ZLIB=0 (no .gz reading), MPI=0 (no mpirun training
+# even if mpicc is found), SAN=1 (sanitizers).
 
 CC       ?= cc
 PREFIX   ?= /usr/local
@@ -13,6 +14,9 @@ VERSION  := 0.1.0
 PKG_CONFIG ?= pkg-config
 BLAS     ?= $(shell $(PKG_CONFIG) --exists openblas 2>/dev/null && echo 1 || echo 0)
 ZLIB     ?= $(shell $(PKG_CONFIG) --exists zlib 2>/dev/null && echo 1 || echo 0)
+# MPI only for the command (several processes training one network: docs/distributed.md); the library has
+# none. On when mpicc is found.
+MPI      ?= $(shell command -v mpicc >/dev/null 2>&1 && echo 1 || echo 0)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 OPT      ?= -O3
@@ -32,6 +36,10 @@ ifeq ($(ZLIB),1)
 CPPFLAGS += -DNR_HAVE_ZLIB
 LDLIBS   += -lz
 PC_LIBS  += zlib
+endif
+ifeq ($(MPI),1)
+MPI_CFLAGS := -DNR_HAVE_MPI $(shell mpicc --showme:compile)
+MPI_LIBS   := $(shell mpicc --showme:link)
 endif
 ifeq ($(SAN),1)
 BASEFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -90,8 +98,10 @@ $(SHARED): $(LIB_OBJ) src/neurite.map
 	$(Q)ln -sf libneurite.so.$(VERSION) $(BUILD)/libneurite.so.0
 	$(Q)ln -sf libneurite.so.$(VERSION) $(BUILD)/libneurite.so
 
+$(BUILD)/cli/comm_mpi.o: ALL_CFLAGS += $(MPI_CFLAGS)
+
 $(CLI): $(CLI_OBJ) $(STATIC)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $(LDLIBS) $(MPI_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)

@@ -117,6 +117,19 @@ int cli_resolve_data(const char *cmd, const char *value, data_source *src);
  * exit code after one line. */
 int cli_load(const char *cmd, const char *path, const char *label, bool unlabeled, nr_dataset **out);
 
+/* ---- several processes (comm_mpi.c) ---- */
+
+/* Starts MPI when mpirun started this process (never otherwise); 0 or an exit code after one line. */
+int cli_comm_start(int *argc, char ***argv);
+void cli_comm_stop(void);
+/* The processes of this run (NULL: one process). */
+const nr_comm *cli_comm(void);
+/* This process's rank (0 alone). */
+int cli_rank(void);
+/* Every process learns whether any failed (rc != 0): one that did returns its rc, the others say which
+ * failed, in one line, and return EXIT_WORK. Alone: rc. */
+int cli_agree(int rc);
+
 /* Subcommands: each one's command line (its options table, for --help and docs/cli.md) and its entry. */
 extern const cli_command seed_command, xor_command, train_command, eval_command, predict_command, info_command,
     export_command, fetch_command;

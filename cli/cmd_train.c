@@ -16,6 +16,7 @@ static const cli_choice schedules[] = {{"const", NR_SCHED_CONSTANT}, {"step", NR
                                        {"cosine", NR_SCHED_COSINE}, {0, 0}};
 static const cli_choice scalings[] = {{"unit", NR_SCALE_UNIT}, {"std", NR_SCALE_STANDARD},
                                       {"none", NR_SCALE_NONE}, {"auto", SCALE_AUTO}, {0, 0}};
+static const cli_choice reductions[] = {{"sum", NR_REDUCE_SUM}, {"ordered", NR_REDUCE_ORDERED}, {0, 0}};
 static const cli_choice inits[] = {{"auto", NR_INIT_AUTO},           {"normal", NR_INIT_STD_NORMAL},
                                    {"xavier", NR_INIT_XAVIER_UNIFORM}, {"xavier-normal", NR_INIT_XAVIER_NORMAL},
                                    {"he", NR_INIT_HE_UNIFORM},         {"he-normal", NR_INIT_HE_NORMAL},
@@ -52,6 +53,11 @@ static const cli_opt options[] = {
     {"init", OPT_CHOICE, O(init), 0, 0, "NAME",
      "initial weights (auto: He before ReLU, else Xavier)", inits, CLI_RUN},
     {"seed", OPT_U64, O(seed), 0, 1.8e19, "N", "seed for initial weights, shuffling, dropout (1)", 0, CLI_RUN},
+    {"reduce", OPT_CHOICE, O(reduce), 0, 0, "NAME",
+     "under mpirun, how the processes' gradients are summed (sum: fast; ordered: the same bits on any number of "
+     "processes, see --shards)", reductions, CLI_RUN},
+    {"shards", OPT_SIZE, O(shards), 1, 4096, "N", "--reduce ordered: shares of each batch, a multiple of the processes (4)",
+     0, CLI_RUN},
     {"threads", OPT_INT, O(threads), 0, 256, "N",
      "threads (0: one per core); results do not depend on it (except with NEURITE_GEMM=blas)", 0, 0},
     {"limit", OPT_SIZE, O(limit), 1, 1e12, "N", "train on the first N samples only", 0, CLI_RUN},

@@ -45,8 +45,13 @@ int main(int argc, char **argv)
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(name, commands[i].name) == 0)
-            return commands[i].run(argc - 1, argv + 1);
+        if (strcmp(name, commands[i].name) == 0) {
+            int rc = cli_comm_start(&argc, &argv);
+            if (!rc)
+                rc = commands[i].run(argc - 1, argv + 1);
+            cli_comm_stop();
+            return rc;
+        }
     fprintf(stderr, "neurite: unknown command '%s' (try 'neurite --help')\n", name);
     return EXIT_USAGE;
 }

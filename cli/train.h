@@ -11,9 +11,9 @@ enum { SCALE_AUTO = -2 };
 /* The command line of `neurite train`, as parsed (strings point into argv). */
 typedef struct train_options {
     const char *data, *test, *label, *layers, *out, *log, *checkpoint, *resume;
-    int act, loss, opt, schedule, scale, init;   /* OPT_CHOICE values */
+    int act, loss, opt, schedule, scale, init, reduce;   /* OPT_CHOICE values */
     double lr, momentum, wd, clip, warmup, gamma, val;
-    size_t epochs, batch, step_epochs, patience, checkpoint_every, limit;
+    size_t epochs, batch, step_epochs, patience, checkpoint_every, limit, shards;
     int augment, threads;
     uint64_t seed;
     bool check_numerics, quiet;

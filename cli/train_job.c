@@ -153,8 +153,11 @@ static nr_train_config train_config(train_job *j)
         .augment_shift = j->augment, .patience = o->patience, .seed = o->seed, .checkpoint = o->checkpoint,
         .checkpoint_every = o->checkpoint_every, .resume = o->resume, .check_numerics = o->check_numerics,
         .numerics_log = o->check_numerics ? stdout : NULL, .on_batch = train_display_batch,
-        .on_epoch = train_display_epoch, .stop = &stop_requested, .note = j->note,
+        .on_epoch = train_display_epoch, .stop = &stop_requested, .note = j->note, .comm = cli_comm(),
+        .reduce = (nr_reduce)o->reduce, .shards = o->shards,
     };
+    if (cli_rank() != 0)  /* one process reports: the others keep their numbers to themselves */
+        cfg.numerics_log = NULL;
     snprintf(j->stop_path, sizeof j->stop_path, "%s%s", o->checkpoint ? o->checkpoint : o->out ? o->out : "neurite",
              o->checkpoint ? "" : ".ckpt");
     cfg.stop_checkpoint = j->stop_path;
@@ -219,12 +222,12 @@ static int test_and_save(train_job *j)
     nr_status st;
     if (j->test) {
         nr_eval ev;
-        if ((st = nr_evaluate(j->net, j->test, &ev)))
+        if ((st = nr_evaluate_shared(j->net, j->test, cli_comm(), &ev)))
             return cli_fail("train", st);
         printf("test: accuracy %.4f, loss %.4f, on %zu samples\n", ev.accuracy, ev.loss, ev.count);
         nr_eval_free(&ev);
     }
-    if (j->o.out) {
+    if (j->o.out && cli_rank() == 0) {
         if (nr_model_save(j->net, j->o.out) != NR_OK)
             return save_elsewhere(j, "trained weights");
         printf("saved %s\n", j->o.out);
@@ -235,6 +238,8 @@ static int test_and_save(train_job *j)
 /* Every file the run will write, refused now if its folder cannot take it, not after hours of training. */
 static int check_outputs(const train_job *j)
 {
+    if (cli_rank() != 0)  /* only rank 0 writes */
+        return 0;
     const char *names[] = {"out", "checkpoint", "log"};
     const char *paths[] = {j->o.out, j->o.checkpoint, j->o.log};
     for (int i = 0; i < 3; i++) {
@@ -247,6 +252,12 @@ static int check_outputs(const train_job *j)
 
 int train_job_run(train_job *j)
 {
+    if (cli_rank() != 0) {  /* under mpirun, rank 0 alone prints, logs and saves */
+        j->o.quiet = true;
+        j->o.log = NULL;
+        if (!freopen("/dev/null", "w", stdout))
+            return cli_error("train", EXIT_WORK, "cannot silence the output of process %d", cli_rank());
+    }
     int rc = j->o.resume ? train_resume_options(j) : 0;
     if (!rc)
         rc = check_outputs(j);
@@ -258,6 +269,7 @@ int train_job_run(train_job *j)
         rc = build_network(j);
     if (!rc)
         rc = train_record_options(j);
+    rc = cli_agree(rc);  /* no process trains while another could not start */
     if (!rc) {
         nr_train_config cfg = train_config(j);
         describe(j, &cfg);

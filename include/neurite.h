@@ -71,6 +71,10 @@ const char *nr_error_message(void);
 /* A short constant name for a status: "ok", "invalid argument", ... */
 const char *nr_status_string(nr_status status);
 
+/* Records `message` as the calling thread's nr_error_message and returns `status`: for the operations a
+ * caller hands the library (nr_comm), so that their failures read like the library's own. */
+nr_status nr_error_set(nr_status status, const char *message);
+
 /* ================================================================================================
  * Threads and the matrix product
  * ============================================================================================== */
@@ -455,6 +459,33 @@ nr_loss nr_net_head(const nr_net *net);
  * Training and evaluation
  * ============================================================================================== */
 
+/* Several processes training one network (data parallelism): each holds the whole network, computes the
+ * gradient of its share of every batch, and the shares are summed across processes before one identical
+ * update everywhere. nr_train knows nothing of how the processes talk: the caller hands it these operations
+ * (the neurite command implements them with MPI; tests and other transports can too). Every process must
+ * call nr_train with the same network, data and settings. */
+typedef struct nr_comm {
+    int rank, size;              /* this process, of how many (0 <= rank < size) */
+    /* Element-wise sums of `count` floats (or doubles) over every process, in place: every process receives
+     * the sums. */
+    nr_status (*sum)(void *ctx, float *values, size_t count);
+    nr_status (*sum_f64)(void *ctx, double *values, size_t count);
+    /* Every process's `count` floats, stored in place at all + rank * count, are copied to the others: on
+     * return `all` holds size * count floats in rank order. */
+    nr_status (*gather)(void *ctx, float *all, size_t count);
+    void *ctx;
+} nr_comm;
+
+/* How the gradients of the shares of a batch are combined. */
+typedef enum nr_reduce {
+    NR_REDUCE_SUM = 0,  /* summed by the transport (an allreduce): fast; the order of the sum is the
+                           transport's, so runs on different process counts agree to rounding */
+    NR_REDUCE_ORDERED   /* each batch is computed in nr_train_config.shards fixed shares (whatever the process
+                           count, which must divide it), gathered, and summed in share order: runs on 1, 2 or 4
+                           processes give the same bits (without batch normalisation), at the cost of `shards`
+                           gradient buffers and `size` times the traffic */
+} nr_reduce;
+
 /* What nr_train reports after each batch and each epoch. */
 typedef struct nr_progress {
     size_t epoch, epochs;        /* epoch is 1-based */
@@ -495,6 +526,13 @@ typedef struct nr_train_config {
     const char *stop_checkpoint; /* ... this file (NULL: `checkpoint`; neither: nothing is saved) */
     const char *note;            /* text kept in every checkpoint of the run, up to 64 KiB (e.g. the options that
                                     made it, as the neurite command keeps them); see nr_checkpoint_read */
+    const nr_comm *comm;         /* NULL: this process alone. Otherwise each process takes its share of every
+                                    batch (`batch` stays the whole batch), validation is shared and summed, the
+                                    data and network are checked to be the same everywhere, a stop request on
+                                    any process stops all at the same batch, and only rank 0 writes
+                                    checkpoints. Batch-norm running statistics are averaged after each step. */
+    nr_reduce reduce;            /* with comm, or alone to reproduce a shared run */
+    size_t shards;               /* NR_REDUCE_ORDERED: shares per batch (4 if 0) */
 } nr_train_config;
 
 typedef struct nr_train_result {
@@ -538,6 +576,10 @@ typedef struct nr_eval {
 
 /* Evaluates a classifier on a labelled data set (loss = the network's head). Free with nr_eval_free. */
 nr_status nr_evaluate(nr_net *net, const nr_dataset *data, nr_eval *out);
+
+/* The same with the work shared by the processes of `comm` (NULL: alone): each evaluates its part of the data
+ * and every process receives the totals. */
+nr_status nr_evaluate_shared(nr_net *net, const nr_dataset *data, const nr_comm *comm, nr_eval *out);
 void nr_eval_free(nr_eval *eval);
 
 /* ================================================================================================

@@ -17,6 +17,12 @@ nr_status nr__fail(nr_status code, const char *fmt, ...)
     return code;
 }
 
+nr_status nr_error_set(nr_status status, const char *message_text)
+{
+    snprintf(message, sizeof message, "%s", message_text ? message_text : "");
+    return status;
+}
+
 nr_status nr__prefix(nr_status code, const char *fmt, ...)
 {
     char prefix[256];

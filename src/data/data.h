@@ -21,6 +21,10 @@ struct nr_dataset {
 void nr__data_gather(const nr_dataset *d, const uint32_t *idx, size_t n, const nr__scaling *scaling, float *x,
                      int32_t *labels, nr_rng *rng, int shift);
 
+/* Moves `rng` past the shifts nr__data_gather would draw for `count` samples, so that a batch gathered in
+ * parts shifts each sample as the whole batch would. */
+void nr__data_skip_shifts(nr_rng *rng, size_t count, int shift);
+
 /* Applies a network's input scaling to n raw rows of `features` floats: out = (raw - shift) * scale. `out` may
  * be `raw`. */
 void nr__scale_rows(const nr__scaling *scaling, const float *raw, float *out, size_t n, size_t features);

@@ -631,3 +631,10 @@ void nr__data_gather(const nr_dataset *d, const uint32_t *idx, size_t n, const n
         nr__parallel_for(m, grain, gather_range, &chunk);
     }
 }
+
+void nr__data_skip_shifts(nr_rng *rng, size_t count, int shift)
+{
+    const uint64_t choices = 2 * (uint64_t)shift + 1;  /* as nr__data_gather draws: two per sample */
+    for (size_t i = 0; shift > 0 && i < 2 * count; i++)
+        nr_rng_below(rng, choices);
+}

@@ -85,15 +85,16 @@ nr_status nr__batches_new(nr__batches *b, size_t cap, size_t samples, size_t fea
 
 /* ---- evaluation ---- */
 
-nr_status nr__evaluate_into(nr_net *net, const nr__task *task, const nr_dataset *d, nr__batches *b,
-                            nr__tally *tally, size_t *confusion, size_t classes)
+/* Loss and score over the samples [lo, hi) of a data set. */
+static nr_status evaluate_range(nr_net *net, const nr__task *task, const nr_dataset *d, nr__batches *b, size_t lo,
+                                size_t hi, nr__tally *tally, size_t *confusion, size_t classes)
 {
     size_t out = nr_net_output_size(net);
     memset(tally, 0, sizeof *tally);
-    for (size_t i = 0; i < d->n; i++)
+    for (size_t i = lo; i < hi; i++)
         b->order[i] = (uint32_t)i;
-    for (size_t i = 0; i < d->n; i += b->cap) {
-        size_t m = d->n - i < b->cap ? d->n - i : b->cap;
+    for (size_t i = lo; i < hi; i += b->cap) {
+        size_t m = hi - i < b->cap ? hi - i : b->cap;
         nr__data_gather(d, b->order + i, m, &net->scaling, b->x, b->labels, NULL, 0);
         const float *y;
         double loss;
@@ -108,6 +109,37 @@ nr_status nr__evaluate_into(nr_net *net, const nr__task *task, const nr_dataset 
         task->score(y, b, m, out, tally, confusion, classes);
     }
     return NR_OK;
+}
+
+/* Adds up the processes' tallies (and confusion matrices, through `scratch`: classes^2 doubles). */
+static nr_status sum_tallies(const nr_comm *comm, nr__tally *tally, size_t *confusion, size_t classes,
+                             double *scratch)
+{
+    double v[3] = {tally->loss_sum, (double)tally->correct, (double)tally->seen};
+    nr_status st = comm->sum_f64(comm->ctx, v, 3);
+    if (st)
+        return st;
+    *tally = (nr__tally){v[0], (uint64_t)v[1], (uint64_t)v[2]};
+    if (!confusion)
+        return NR_OK;
+    for (size_t i = 0; i < classes * classes; i++)
+        scratch[i] = (double)confusion[i];
+    if ((st = comm->sum_f64(comm->ctx, scratch, classes * classes)))
+        return st;
+    for (size_t i = 0; i < classes * classes; i++)
+        confusion[i] = (size_t)scratch[i];
+    return NR_OK;
+}
+
+nr_status nr__evaluate_into(nr_net *net, const nr__task *task, const nr_dataset *d, nr__batches *b,
+                            const nr_comm *comm, nr__tally *tally, size_t *confusion, size_t classes,
+                            double *scratch)
+{
+    if (!comm || comm->size < 2)
+        return evaluate_range(net, task, d, b, 0, d->n, tally, confusion, classes);
+    size_t k = (size_t)comm->size, r = (size_t)comm->rank;
+    nr_status st = evaluate_range(net, task, d, b, r * d->n / k, (r + 1) * d->n / k, tally, confusion, classes);
+    return st ? st : sum_tallies(comm, tally, confusion, classes, scratch);
 }
 
 nr_status nr__check_data(const nr_net *net, const nr_dataset *d, const char *what)
@@ -126,6 +158,11 @@ nr_status nr__check_data(const nr_net *net, const nr_dataset *d, const char *wha
 
 nr_status nr_evaluate(nr_net *net, const nr_dataset *data, nr_eval *out)
 {
+    return nr_evaluate_shared(net, data, NULL, out);
+}
+
+nr_status nr_evaluate_shared(nr_net *net, const nr_dataset *data, const nr_comm *comm, nr_eval *out)
+{
     if (!net || !data || !out)
         return nr__fail(NR_EINVAL, "nr_evaluate: NULL argument");
     memset(out, 0, sizeof *out);
@@ -137,17 +174,21 @@ nr_status nr_evaluate(nr_net *net, const nr_dataset *data, nr_eval *out)
     if ((st = nr__batches_new(&b, cap, data->n, net->in_size, classes)))
         return st;
     out->confusion = calloc(classes * classes, sizeof *out->confusion);
-    if (!out->confusion) {
+    double *scratch = comm ? calloc(classes * classes, sizeof *scratch) : NULL;
+    if (!out->confusion || (comm && !scratch)) {
         nr__batches_free(&b);
+        free(scratch);
+        nr_eval_free(out);
         return nr__fail(NR_ENOMEM, "out of memory");
     }
     out->count = data->n;
     out->classes = classes;
     nr__tally tally;
-    st = nr__evaluate_into(net, &nr__classification, data, &b, &tally, out->confusion, classes);
+    st = nr__evaluate_into(net, &nr__classification, data, &b, comm, &tally, out->confusion, classes, scratch);
     out->loss = nr__tally_mean_loss(&tally);
     out->accuracy = nr__tally_accuracy(&tally);
     nr__batches_free(&b);
+    free(scratch);
     if (st)
         nr_eval_free(out);
     return st;

@@ -18,30 +18,6 @@
 
 enum { PURPOSE_SHUFFLE = 1, PURPOSE_AUGMENT = 2, PURPOSE_DROPOUT = 3 };
 
-/* A run in progress: its settings, its buffers, where it stands, and the batch in flight. */
-typedef struct trainer {
-    nr_net *net;
-    const nr_dataset *train, *val;
-    nr_train_config cfg;         /* the caller's, with defaults filled in */
-    const nr__task *task;
-    nr_optimizer *opt;
-    nr__batches buf;
-    nr__run run;
-    size_t outputs, n, batch, batches;
-    uint64_t total_steps, warmup;
-    nr_progress progress;
-    nr_train_result result;
-    double best_train_loss, best_train_acc;  /* of the epoch whose weights early stopping keeps */
-    bool stop_early;
-    double epoch_start;
-    char last_checkpoint[300];   /* for the message when a step fails */
-    /* the batch in flight */
-    size_t epoch, index, m;      /* epoch and batch index (0-based), samples in it */
-    const float *y;
-    double loss;
-    float lr;
-} trainer;
-
 /* A seed for one (epoch, batch, purpose) of a run: splitmix64 finalisers over the fields. */
 static uint64_t derive_seed(uint64_t seed, uint64_t epoch, uint64_t batch, uint64_t purpose)
 {
@@ -102,7 +78,7 @@ static nr_status check_config(const nr_net *net, const nr_train_config *c, const
     return NR_OK;
 }
 
-static nr_status check_inputs(trainer *t)
+static nr_status check_inputs(nr__trainer *t)
 {
     nr_status st;
     if ((st = check_config(t->net, &t->cfg, t->train)) || (st = nr__check_data(t->net, t->train, "training")) ||
@@ -114,7 +90,7 @@ static nr_status check_inputs(trainer *t)
 }
 
 /* Plans the run and allocates everything it needs, then resumes from the checkpoint if there is one. */
-static nr_status open_trainer(trainer *t)
+static nr_status open_trainer(nr__trainer *t)
 {
     t->task = &nr__classification;
     t->outputs = nr_net_output_size(t->net);
@@ -140,26 +116,30 @@ static nr_status open_trainer(trainer *t)
     if (t->cfg.resume && (st = nr__checkpoint_load(t->cfg.resume, t->net, t->opt, &t->run)))
         return st;
     t->net->head = t->cfg.loss;
-    return NR_OK;
+    return nr__shared_open(t);
 }
 
-static void close_trainer(trainer *t)
+static void close_trainer(nr__trainer *t)
 {
     nr__free(t->run.best);
     nr__batches_free(&t->buf);
     nr_opt_free(t->opt);
+    nr__shared_close(t);
 }
 
 /* ---- one step ---- */
 
 /* A stop request (Ctrl-C) ends the run at a batch boundary, saving the state to resume from first. */
-static nr_status honour_stop_request(trainer *t)
+static nr_status honour_stop_request(nr__trainer *t)
 {
-    if (!t->cfg.stop || !*t->cfg.stop)
+    /* Several processes stop together, at the batch after any of them was asked (nr__shared_agree). */
+    if (t->comm ? !t->stop_all : !t->cfg.stop || !*t->cfg.stop)
         return NR_OK;
     const char *save = t->cfg.stop_checkpoint ? t->cfg.stop_checkpoint : t->cfg.checkpoint;
-    nr_status st;
-    if (save && (st = nr__checkpoint_save(save, t->net, t->opt, &t->run, t->cfg.note)))
+    nr_status st = save && t->writer ? nr__checkpoint_save(save, t->net, t->opt, &t->run, t->cfg.note) : NR_OK;
+    if (t->comm && save)
+        st = nr__shared_agree_write(t, st);
+    if (st)
         return st;
     if (save)
         return nr__fail(NR_ESTOPPED, "stopped at epoch %zu, batch %zu; the state is in %s", t->epoch + 1, t->index,
@@ -167,22 +147,25 @@ static nr_status honour_stop_request(trainer *t)
     return nr__fail(NR_ESTOPPED, "stopped at epoch %zu, batch %zu (no checkpoint)", t->epoch + 1, t->index);
 }
 
-/* The batch's samples (shifted if augmenting), scaled as the network was, their labels and targets; and the
- * dropout generator for this batch. */
-static void gather_batch(trainer *t)
+/* The share's samples (shifted if augmenting), scaled as the network was, their labels and targets; and the
+ * dropout generator for this share. A sample is shifted as it would be in the whole batch, so augmentation
+ * does not depend on the shares; dropout draws from a generator per share (share 0: the batch's own). */
+static void gather_share(nr__trainer *t, size_t shard)
 {
-    size_t first = t->index * t->batch;
-    t->m = t->n - first < t->batch ? t->n - first : t->batch;
+    size_t first = t->index * t->batch + t->shard_first;
+    uint64_t tag = (uint64_t)shard << 8;
     nr_rng aug;
     nr_rng_seed(&aug, derive_seed(t->cfg.seed, t->epoch, t->index, PURPOSE_AUGMENT));
-    nr__data_gather(t->train, t->buf.order + first, t->m, &t->net->scaling, t->buf.x, t->buf.labels, &aug,
+    if (t->train->u8)
+        nr__data_skip_shifts(&aug, t->shard_first, t->cfg.augment_shift);
+    nr__data_gather(t->train, t->buf.order + first, t->shard_m, &t->net->scaling, t->buf.x, t->buf.labels, &aug,
                     t->cfg.augment_shift);
-    nr_rng_seed(&t->net->rng, derive_seed(t->cfg.seed, t->epoch, t->index, PURPOSE_DROPOUT));
-    t->task->targets(&t->buf, t->m, t->outputs, t->cfg.loss);
+    nr_rng_seed(&t->net->rng, derive_seed(t->cfg.seed, t->epoch, t->index, PURPOSE_DROPOUT + tag));
+    t->task->targets(&t->buf, t->shard_m, t->outputs, t->cfg.loss);
 }
 
 /* One line that says where a NaN or an infinity first appeared, and what is left to resume from. */
-static nr_status numeric_failure(const trainer *t, const char *where)
+static nr_status numeric_failure(const nr__trainer *t, const char *where)
 {
     const char *ck = t->last_checkpoint;
     return nr__fail(NR_ENUMERIC, "a NaN or infinity first appeared in %s at epoch %zu, batch %zu (step %llu); %s%s",
@@ -191,16 +174,23 @@ static nr_status numeric_failure(const trainer *t, const char *where)
                     ck[0] ? "last good checkpoint: " : "no checkpoint was saved", ck);
 }
 
-static nr_status forward_and_loss(trainer *t)
+static nr_status forward_and_loss(nr__trainer *t)
 {
-    nr_status st = nr_net_forward(t->net, t->buf.x, t->m, 1, &t->y);
+    nr_status st = nr_net_forward(t->net, t->buf.x, t->shard_m, 1, &t->y);
     if (!st)
         st = nr_net_loss(t->net, t->cfg.loss, t->buf.targets, t->buf.labels, &t->loss);
-    return st;
+    if (st || t->shards == 1 || t->cfg.loss == NR_LOSS_SSE)
+        return st;
+    /* A mean over the share becomes its part of the mean over the batch: the shares' gradients then add up. */
+    size_t last = t->net->n_layers - 1, count = t->shard_m * t->outputs;
+    float weight = (float)((double)t->shard_m / (double)t->m), *g = t->net->dout[last];
+    for (size_t i = 0; i < count; i++)
+        g[i] *= weight;
+    return NR_OK;
 }
 
 /* Backward, unless the forward pass already went non-finite: then no update may happen. */
-static nr_status backward(trainer *t)
+static nr_status backward(nr__trainer *t)
 {
     char where[200];
     bool bad = !isfinite(t->loss) || (t->cfg.check_numerics && nr__locate_nonfinite(t->net, false, where,
@@ -217,16 +207,8 @@ static nr_status backward(trainer *t)
     return numeric_failure(t, where);
 }
 
-/* Where gradients computed on several shares of the batch become one (data-parallel training sums them
- * across processes here); a single process has nothing to do. */
-static nr_status reduce_gradients(trainer *t)
-{
-    (void)t;
-    return NR_OK;
-}
-
 /* Clipping and the update, at the schedule's learning rate for this step. */
-static nr_status clip_and_step(trainer *t)
+static nr_status clip_and_step(nr__trainer *t)
 {
     uint64_t step = (uint64_t)t->epoch * t->batches + t->index;
     float base = t->cfg.opt.lr > 0 ? t->cfg.opt.lr : nr_opt_get_config(t->opt)->lr;
@@ -244,19 +226,19 @@ static nr_status clip_and_step(trainer *t)
 
 /* ---- observing: the progress, the caller's callbacks, checkpoints, the numerics log ---- */
 
-static nr_status save_checkpoint(trainer *t, const char *when)
+/* Rank 0 (or the lone process) writes; with several processes all learn how it went. */
+static nr_status save_checkpoint(nr__trainer *t, const char *when)
 {
-    nr_status st = nr__checkpoint_save(t->cfg.checkpoint, t->net, t->opt, &t->run, t->cfg.note);
-    if (!st)
-        snprintf(t->last_checkpoint, sizeof t->last_checkpoint, "%s (%s)", t->cfg.checkpoint, when);
-    return st;
+    nr_status st = t->writer ? nr__checkpoint_save(t->cfg.checkpoint, t->net, t->opt, &t->run, t->cfg.note) : NR_OK;
+    if ((st = nr__shared_agree_write(t, st)))
+        return st;
+    snprintf(t->last_checkpoint, sizeof t->last_checkpoint, "%s (%s)", t->cfg.checkpoint, when);
+    return NR_OK;
 }
 
-static nr_status observe_batch(trainer *t)
+static nr_status observe_batch(nr__trainer *t)
 {
     nr__tally *tally = &t->run.tally;
-    nr__tally_loss(tally, t->cfg.loss, t->loss, t->m);
-    t->task->score(t->y, &t->buf, t->m, t->outputs, tally, NULL, 0);
     t->run.batch = t->index + 1;
     nr_progress *p = &t->progress;
     p->batch = t->index + 1;
@@ -276,20 +258,47 @@ static nr_status observe_batch(trainer *t)
     return NR_OK;
 }
 
-static nr_status train_step(trainer *t)
+/* One share of the batch: its gradient (kept apart if the sum goes in share order) and its tally. */
+static nr_status train_share(nr__trainer *t, size_t shard)
+{
+    t->shard_first = shard * t->m / t->shards;
+    t->shard_m = (shard + 1) * t->m / t->shards - t->shard_first;
+    if (t->shard_m == 0) {  /* more shares than samples in a last, short batch */
+        nr_net_zero_grad(t->net);
+        nr__shared_keep_gradient(t, shard, true);
+        return NR_OK;
+    }
+    gather_share(t, shard);
+    nr_status st = forward_and_loss(t);
+    if (!st)
+        st = backward(t);
+    if (st)
+        return st;
+    nr__shared_keep_gradient(t, shard, false);
+    nr__tally_loss(&t->step, t->cfg.loss, t->loss, t->shard_m);
+    t->task->score(t->y, &t->buf, t->shard_m, t->outputs, &t->step, NULL, 0);
+    return NR_OK;
+}
+
+static nr_status train_step(nr__trainer *t)
 {
     nr_status st;
     if ((st = honour_stop_request(t)))
         return st;
-    gather_batch(t);
-    if ((st = forward_and_loss(t)) || (st = backward(t)) || (st = reduce_gradients(t)) || (st = clip_and_step(t)))
+    size_t first = t->index * t->batch;
+    t->m = t->n - first < t->batch ? t->n - first : t->batch;
+    t->step = (nr__tally){0};
+    for (size_t s = t->first_shard; s < t->first_shard + t->my_shards && !st; s++)
+        st = train_share(t, s);
+    if ((st = nr__shared_agree(t, st)) || (st = nr__shared_reduce_gradients(t)) || (st = clip_and_step(t)) ||
+        (st = nr__shared_sync_state(t)))
         return st;
     return observe_batch(t);
 }
 
 /* ---- epochs ---- */
 
-static void begin_epoch(trainer *t, size_t epoch)
+static void begin_epoch(nr__trainer *t, size_t epoch)
 {
     nr_rng rng;
     nr_rng_seed(&rng, derive_seed(t->cfg.seed, epoch, 0, PURPOSE_SHUFFLE));
@@ -309,11 +318,11 @@ static void begin_epoch(trainer *t, size_t epoch)
 }
 
 /* Validation loss and accuracy, and whether they are the best so far (early stopping keeps those weights). */
-static nr_status validate(trainer *t)
+static nr_status validate(nr__trainer *t)
 {
     nr_progress *p = &t->progress;
     nr__tally tally;
-    nr_status st = nr__evaluate_into(t->net, t->task, t->val, &t->buf, &tally, NULL, 0);
+    nr_status st = nr__evaluate_into(t->net, t->task, t->val, &t->buf, t->comm, &tally, NULL, 0, NULL);
     if (st)
         return st;
     p->val_loss = nr__tally_mean_loss(&tally);
@@ -337,7 +346,7 @@ static nr_status validate(trainer *t)
     return NR_OK;
 }
 
-static nr_status end_epoch(trainer *t)
+static nr_status end_epoch(nr__trainer *t)
 {
     nr_status st;
     if (t->cfg.check_numerics && t->cfg.numerics_log)
@@ -365,7 +374,7 @@ static nr_status end_epoch(trainer *t)
 }
 
 /* The result: with early stopping, the best validation epoch's weights and what they score. */
-static nr_status finish(trainer *t)
+static nr_status finish(nr__trainer *t)
 {
     nr_train_result *res = &t->result;
     res->best_epoch = res->epochs_run;
@@ -378,7 +387,7 @@ static nr_status finish(trainer *t)
     res->best_epoch = (size_t)t->run.best_epoch;
     res->best_val_loss = t->run.best_val;
     nr__tally tally;
-    nr_status st = nr__evaluate_into(t->net, t->task, t->val, &t->buf, &tally, NULL, 0);
+    nr_status st = nr__evaluate_into(t->net, t->task, t->val, &t->buf, t->comm, &tally, NULL, 0, NULL);
     res->val_loss = nr__tally_mean_loss(&tally);
     res->val_accuracy = nr__tally_accuracy(&tally);
     res->train_loss = t->best_train_loss;
@@ -391,7 +400,7 @@ nr_status nr_train(nr_net *net, const nr_dataset *train, const nr_dataset *val, 
 {
     if (!net || !train || !config)
         return nr__fail(NR_EINVAL, "nr_train: NULL argument");
-    trainer t = {.net = net, .train = train, .val = val, .cfg = *config};
+    nr__trainer t = {.net = net, .train = train, .val = val, .cfg = *config};
     fill_defaults(&t.cfg);
     nr_status st = check_inputs(&t);
     if (st)

@@ -48,9 +48,12 @@ void nr__tally_loss(nr__tally *tally, nr_loss loss, double value, size_t m);
 double nr__tally_mean_loss(const nr__tally *tally);
 double nr__tally_accuracy(const nr__tally *tally);
 
-/* Loss and score of the network on a whole data set, in batches of b->cap (evaluate.c). */
+/* Loss and score of the network on a whole data set, in batches of b->cap (evaluate.c). With `comm` (may be
+ * NULL) each process evaluates its part and all receive the totals; `scratch` holds classes^2 doubles for the
+ * confusion matrix's sum (may be NULL without one). */
 nr_status nr__evaluate_into(nr_net *net, const nr__task *task, const nr_dataset *d, nr__batches *b,
-                            nr__tally *tally, size_t *confusion, size_t classes);
+                            const nr_comm *comm, nr__tally *tally, size_t *confusion, size_t classes,
+                            double *scratch);
 
 /* Refuses a data set the network cannot take ("training", "validation", "evaluation" name it). */
 nr_status nr__check_data(const nr_net *net, const nr_dataset *d, const char *what);
@@ -86,5 +89,62 @@ nr_status nr__checkpoint_load(const char *path, nr_net *net, nr_optimizer *opt, 
 bool nr__locate_nonfinite(const nr_net *net, bool backward, char *where, size_t cap);
 /* Per-layer health after a step: RMS of outputs and gradients, and the share of dead ReLU units. */
 void nr__log_numerics(const nr_net *net, FILE *f, size_t epoch);
+
+/* ---- the run (train.c) ---- */
+
+/* A run in progress: its settings, its buffers, where it stands, and the batch in flight. */
+typedef struct nr__trainer {
+    nr_net *net;
+    const nr_dataset *train, *val;
+    nr_train_config cfg;         /* the caller's, with defaults filled in */
+    const nr__task *task;
+    nr_optimizer *opt;
+    nr__batches buf;
+    nr__run run;
+    size_t outputs, n, batch, batches;
+    uint64_t total_steps, warmup;
+    nr_progress progress;
+    nr_train_result result;
+    double best_train_loss, best_train_acc;  /* of the epoch whose weights early stopping keeps */
+    bool stop_early;
+    double epoch_start;
+    char last_checkpoint[300];   /* for the message when a step fails */
+    /* sharing the work (shared.c) */
+    const nr_comm *comm;         /* NULL or a single process: alone */
+    bool writer;                 /* this process writes checkpoints (rank 0, or alone) */
+    bool stop_all;               /* a stop request reached some process by the last step's sum */
+    size_t shards;               /* passes each batch is computed in: 1 alone, else the processes or, ordered,
+                                    cfg.shards */
+    size_t first_shard, my_shards;  /* this process's shares of them */
+    float *shard_grads;          /* NR_REDUCE_ORDERED: every share's gradient, shards x n_params */
+    double *scratch;             /* the shared evaluation's sums */
+    /* the batch in flight */
+    size_t epoch, index, m;      /* epoch and batch index (0-based), samples in the whole batch */
+    size_t shard_first, shard_m; /* the share in flight: its first sample (in the batch) and count */
+    nr__tally step;              /* this process's shares of the batch, before they are summed */
+    const float *y;
+    double loss;
+    float lr;
+} nr__trainer;
+
+/* ---- several processes (shared.c) ---- */
+
+/* Plans the shares of each batch and checks that every process has the same data and network. */
+nr_status nr__shared_open(nr__trainer *t);
+void nr__shared_close(nr__trainer *t);
+/* After a share's backward: keeps its gradient apart when the sum must follow share order (`empty`: the share
+ * had no samples, its gradient is zero). */
+void nr__shared_keep_gradient(nr__trainer *t, size_t shard, bool empty);
+/* The batch's gradient from every share on every process, summed. */
+nr_status nr__shared_reduce_gradients(nr__trainer *t);
+/* After this process's shares of a batch (`local`: how they went): every process learns whether any failed,
+ * then adds the batch's tally from all to the run's and learns whether any was asked to stop. A failure
+ * anywhere stops every process at the same batch (no process waits for one that left); the process that
+ * failed keeps its own message, the others name it. */
+nr_status nr__shared_agree(nr__trainer *t, nr_status local);
+/* The same after rank 0 wrote (or failed to write) a checkpoint. */
+nr_status nr__shared_agree_write(nr__trainer *t, nr_status local);
+/* After the update: batch-norm running statistics averaged, so every process keeps the same network. */
+nr_status nr__shared_sync_state(nr__trainer *t);
 
 #endif
