@@ -124,6 +124,8 @@ int cli_comm_start(int *argc, char ***argv);
 void cli_comm_stop(void);
 /* The processes of this run (NULL: one process). */
 const nr_comm *cli_comm(void);
+/* "MPI" when built with MPI (mpirun can start several processes), else NULL. */
+const char *cli_comm_kind(void);
 /* This process's rank (0 alone). */
 int cli_rank(void);
 /* Every process learns whether any failed (rc != 0): one that did returns its rc, the others say which

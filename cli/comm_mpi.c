@@ -93,6 +93,8 @@ void cli_comm_stop(void)
 
 const nr_comm *cli_comm(void) { return started && world.size > 1 ? &world : NULL; }
 
+const char *cli_comm_kind(void) { return "MPI"; }
+
 #else
 
 int cli_comm_start(int *argc, char ***argv)
@@ -109,6 +111,8 @@ int cli_comm_start(int *argc, char ***argv)
 void cli_comm_stop(void) {}
 
 const nr_comm *cli_comm(void) { return NULL; }
+
+const char *cli_comm_kind(void) { return NULL; }
 
 #endif
 

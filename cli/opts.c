@@ -21,12 +21,18 @@ double cli_now(void)
 
 int cli_error(const char *cmd, int code, const char *fmt, ...)
 {
+    /* One write per line, so that the lines of several processes (mpirun) never interleave. */
+    char line[2048];
+    const nr_comm *comm = cli_comm();
+    int n = comm ? snprintf(line, sizeof line, "neurite %s (process %d of %d): ", cmd, comm->rank, comm->size)
+                 : snprintf(line, sizeof line, "neurite %s: ", cmd);
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "neurite %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
     va_end(ap);
+    strcat(line, "\n");
+    fflush(stdout);
+    fputs(line, stderr);
     return code;
 }
 
