@@ -164,6 +164,14 @@ uninstall:
 clean:
 	rm -rf build
 
+# What one gradient sum costs over MPI on this machine (docs/distributed.md).
+.PHONY: bench-mpi
+bench-mpi:
+	@mkdir -p $(BUILD)/bench
+	$(Q)mpicc -O2 -o $(BUILD)/bench/mpi_allreduce bench/mpi_allreduce.c
+	for np in 2 4; do mpirun -q --allow-run-as-root --oversubscribe --bind-to none -np $$np $(BUILD)/bench/mpi_allreduce; done
+	/usr/bin/python3 bench/distributed_model.py
+
 # GFLOP/s of every matrix-product backend on the shapes that matter (see docs/gemm.md).
 .PHONY: bench-gemm
 bench-gemm: $(STATIC)

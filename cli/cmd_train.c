@@ -58,6 +58,8 @@ static const cli_opt options[] = {
      "processes, see --shards)", reductions, CLI_RUN},
     {"shards", OPT_SIZE, O(shards), 1, 4096, "N", "--reduce ordered: shares of each batch, a multiple of the processes (4)",
      0, CLI_RUN},
+    {"overlap", OPT_FLAG, O(overlap), 0, 0, "",
+     "under mpirun with --reduce sum: start summing each layer's gradients while backward goes on (as DDP)", 0, 0},
     {"threads", OPT_INT, O(threads), 0, 256, "N",
      "threads (0: one per core); results do not depend on it (except with NEURITE_GEMM=blas)", 0, 0},
     {"limit", OPT_SIZE, O(limit), 1, 1e12, "N", "train on the first N samples only", 0, CLI_RUN},

@@ -59,6 +59,40 @@ static nr_status gather_floats(void *ctx, float *all, size_t count)
     return rc == MPI_SUCCESS ? NR_OK : mpi_failure(rc, "allgather");
 }
 
+/* Sums started and not yet waited for. */
+static MPI_Request *pending;
+static size_t n_pending, cap_pending;
+
+static nr_status sum_start(void *ctx, float *values, size_t count)
+{
+    (void)ctx;
+    for (size_t i = 0; i < count; i += PIECE) {
+        if (n_pending == cap_pending) {
+            size_t cap = cap_pending ? 2 * cap_pending : 64;
+            MPI_Request *grown = realloc(pending, cap * sizeof *grown);
+            if (!grown)
+                return nr_error_set(NR_ENOMEM, "out of memory for MPI requests");
+            pending = grown;
+            cap_pending = cap;
+        }
+        int n = (int)(count - i < PIECE ? count - i : PIECE);
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, values + i, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+                                &pending[n_pending]);
+        if (rc != MPI_SUCCESS)
+            return mpi_failure(rc, "iallreduce");
+        n_pending++;
+    }
+    return NR_OK;
+}
+
+static nr_status sum_wait(void *ctx)
+{
+    (void)ctx;
+    int rc = n_pending ? MPI_Waitall((int)n_pending, pending, MPI_STATUSES_IGNORE) : MPI_SUCCESS;
+    n_pending = 0;
+    return rc == MPI_SUCCESS ? NR_OK : mpi_failure(rc, "waitall");
+}
+
 /* Started by mpirun (OpenMPI, or a PMI launcher)? A plain run never initialises MPI. */
 static bool under_mpirun(void)
 {
@@ -81,6 +115,8 @@ int cli_comm_start(int *argc, char ***argv)
     world.sum = sum_floats;
     world.sum_f64 = sum_doubles;
     world.gather = gather_floats;
+    world.sum_start = sum_start;
+    world.sum_wait = sum_wait;
     return 0;
 }
 
@@ -89,6 +125,9 @@ void cli_comm_stop(void)
     if (started)
         MPI_Finalize();
     started = false;
+    free(pending);
+    pending = NULL;
+    n_pending = cap_pending = 0;
 }
 
 const nr_comm *cli_comm(void) { return started && world.size > 1 ? &world : NULL; }

@@ -16,7 +16,7 @@ typedef struct train_options {
     size_t epochs, batch, step_epochs, patience, checkpoint_every, limit, shards;
     int augment, threads;
     uint64_t seed;
-    bool check_numerics, quiet;
+    bool check_numerics, quiet, overlap;
 } train_options;
 
 /* Everything one run of `neurite train` holds, from the options to the trained network. */

@@ -154,7 +154,7 @@ static nr_train_config train_config(train_job *j)
         .checkpoint_every = o->checkpoint_every, .resume = o->resume, .check_numerics = o->check_numerics,
         .numerics_log = o->check_numerics ? stdout : NULL, .on_batch = train_display_batch,
         .on_epoch = train_display_epoch, .stop = &stop_requested, .note = j->note, .comm = cli_comm(),
-        .reduce = (nr_reduce)o->reduce, .shards = o->shards,
+        .reduce = (nr_reduce)o->reduce, .shards = o->shards, .overlap = o->overlap,
     };
     if (cli_rank() != 0)  /* one process reports: the others keep their numbers to themselves */
         cfg.numerics_log = NULL;

@@ -474,6 +474,10 @@ typedef struct nr_comm {
      * return `all` holds size * count floats in rank order. */
     nr_status (*gather)(void *ctx, float *all, size_t count);
     void *ctx;
+    /* Optional (NULL: none), for nr_train_config.overlap: `sum` started without waiting, and the wait for every
+     * sum started since the last wait. The values must not be touched in between. */
+    nr_status (*sum_start)(void *ctx, float *values, size_t count);
+    nr_status (*sum_wait)(void *ctx);
 } nr_comm;
 
 /* How the gradients of the shares of a batch are combined. */
@@ -533,6 +537,10 @@ typedef struct nr_train_config {
                                     checkpoints. Batch-norm running statistics are averaged after each step. */
     nr_reduce reduce;            /* with comm, or alone to reproduce a shared run */
     size_t shards;               /* NR_REDUCE_ORDERED: shares per batch (4 if 0) */
+    int overlap;                 /* NR_REDUCE_SUM with comm->sum_start: each layer's gradients (in buckets of
+                                    about 1 MB) start summing as soon as backward has them, while it goes on
+                                    with the layers below, as PyTorch's DDP does (docs/distributed.md says
+                                    whether it pays) */
 } nr_train_config;
 
 typedef struct nr_train_result {

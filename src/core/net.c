@@ -436,6 +436,8 @@ nr_status nr_net_backward(nr_net *net)
         if (dx && !l->ops->writes_dx)
             memset(dx, 0, n * l->in_size * sizeof(float));
         l->ops->backward(l, &pass, x, net->out[i], net->dout[i], dx, n);
+        if (net->grads_ready)
+            net->grads_ready(net->grads_ready_ctx, i);
     }
     net->state = NR__NET_BACKWARD_DONE;
     return NR_OK;

@@ -56,6 +56,10 @@ struct nr_net {
     nr_loss head;      /* the loss the network was trained with: what nr_net_predict returns */
     float *predict_buf;  /* scaled inputs for nr_net_predict, grown on demand */
     size_t predict_cap;
+    /* Called by nr_net_backward as soon as layer i's parameter gradients are final, from the last layer to
+     * the first (the trainer starts summing them across processes while the rest of backward runs). */
+    void (*grads_ready)(void *ctx, size_t layer);
+    void *grads_ready_ctx;
 };
 
 enum { nr__act_count = NR_ACT_SOFTMAX + 1 };

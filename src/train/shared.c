@@ -10,7 +10,14 @@
 
 #include <stdlib.h>
 
-enum { DEFAULT_SHARDS = 4, CHECKS = 8, SUM_GRAIN = 16384 };
+enum { DEFAULT_SHARDS = 4, CHECKS = 8, SUM_GRAIN = 16384, BUCKET_FLOATS = 1 << 18 };
+
+/* Adjacent layers whose parameters are summed as one: [begin, end) of the gradient buffer, started when
+ * backward has finished `lowest`, the first of them. */
+typedef struct nr__bucket {
+    size_t lowest, begin, end;
+    bool started;
+} nr__bucket;
 
 static nr_status check_comm(const nr_comm *c)
 {
@@ -65,6 +72,64 @@ static nr_status check_same(nr__trainer *t)
     return st;
 }
 
+/* The parameter range of layer i: from its first tensor to the end of its last (empty without tensors). */
+static void layer_range(const nr_net *net, size_t i, size_t *begin, size_t *end)
+{
+    const nr_layer *l = &net->layers[i];
+    *begin = *end = l->n_tensors ? l->tensor_offset[0] : 0;
+    for (int k = 0; k < l->n_tensors; k++) {
+        size_t size = 1;
+        for (int d = 0; d < l->tensors[k].ndim; d++)
+            size *= l->tensors[k].shape[d];
+        if (l->tensor_offset[k] + size > *end)
+            *end = l->tensor_offset[k] + size;
+    }
+}
+
+static void start_bucket(nr__trainer *t, nr__bucket *b)
+{
+    nr_status st = t->comm->sum_start(t->comm->ctx, t->net->grads + b->begin, b->end - b->begin);
+    if (st && !t->overlap_status)
+        t->overlap_status = nr__prefix(st, "summing the gradients");
+    b->started = true;
+}
+
+/* nr_net_backward's call: the buckets whose lowest layer is `layer` start summing. */
+static void grads_ready(void *ctx, size_t layer)
+{
+    nr__trainer *t = ctx;
+    for (size_t i = 0; i < t->n_buckets; i++)
+        if (t->buckets[i].lowest == layer)
+            start_bucket(t, &t->buckets[i]);
+}
+
+/* Buckets of about 1 MB, from the output layer down, as backward produces them. */
+static nr_status plan_buckets(nr__trainer *t)
+{
+    nr_net *net = t->net;
+    if (!(t->buckets = calloc(net->n_layers, sizeof *t->buckets)))
+        return nr__fail(NR_ENOMEM, "out of memory");
+    nr__bucket open = {0};
+    bool have = false;
+    for (size_t i = net->n_layers; i-- > 0;) {
+        size_t begin, end;
+        layer_range(net, i, &begin, &end);
+        if (begin == end)
+            continue;
+        open = have ? (nr__bucket){i, begin, open.end, false} : (nr__bucket){i, begin, end, false};
+        have = true;
+        if (open.end - open.begin >= BUCKET_FLOATS) {
+            t->buckets[t->n_buckets++] = open;
+            have = false;
+        }
+    }
+    if (have)
+        t->buckets[t->n_buckets++] = open;
+    net->grads_ready = grads_ready;
+    net->grads_ready_ctx = t;
+    return NR_OK;
+}
+
 nr_status nr__shared_open(nr__trainer *t)
 {
     const nr_comm *c = t->cfg.comm;
@@ -87,6 +152,11 @@ nr_status nr__shared_open(nr__trainer *t)
     if (ordered && (!nr__mul(t->shards, t->net->n_params, &floats) ||
                     !(t->shard_grads = nr__floats(floats))))
         return nr__prefix(NR_ENOMEM, "the ordered reduction's %zu gradients", t->shards);
+    if (t->cfg.overlap && t->comm && (ordered || !c->sum_start || !c->sum_wait))
+        return nr__fail(NR_EINVAL, "overlapping the sums with backward needs the plain sum and a comm that can "
+                                   "start a sum without waiting");
+    if (t->cfg.overlap && t->comm && (st = plan_buckets(t)))
+        return st;
     return t->comm ? check_same(t) : NR_OK;
 }
 
@@ -94,6 +164,23 @@ void nr__shared_close(nr__trainer *t)
 {
     nr__free(t->shard_grads);
     t->shard_grads = NULL;
+    free(t->buckets);
+    t->buckets = NULL;
+    t->n_buckets = 0;
+    t->net->grads_ready = NULL;
+    t->net->grads_ready_ctx = NULL;
+}
+
+void nr__shared_finish_buckets(nr__trainer *t)
+{
+    bool any = false;
+    for (size_t i = 0; i < t->n_buckets; i++)
+        any |= t->buckets[i].started;
+    if (!any)  /* backward did not run: this process adds zeros */
+        nr__net_settle_grads(t->net);
+    for (size_t i = 0; i < t->n_buckets; i++)
+        if (!t->buckets[i].started)
+            start_bucket(t, &t->buckets[i]);
 }
 
 void nr__shared_keep_gradient(nr__trainer *t, size_t shard, bool empty)
@@ -127,6 +214,16 @@ static void sum_range(void *ctx, size_t b, size_t e)
     }
 }
 
+void nr__shared_drain(nr__trainer *t)
+{
+    if (!t->n_buckets)
+        return;
+    t->comm->sum_wait(t->comm->ctx);
+    for (size_t i = 0; i < t->n_buckets; i++)
+        t->buckets[i].started = false;
+    t->overlap_status = NR_OK;
+}
+
 nr_status nr__shared_reduce_gradients(nr__trainer *t)
 {
     nr_net *net = t->net;
@@ -140,6 +237,14 @@ nr_status nr__shared_reduce_gradients(nr__trainer *t)
     }
     if (!t->comm)
         return NR_OK;
+    if (t->n_buckets) {  /* the sums started during backward */
+        st = t->comm->sum_wait(t->comm->ctx);
+        for (size_t i = 0; i < t->n_buckets; i++)
+            t->buckets[i].started = false;
+        st = t->overlap_status ? t->overlap_status : st;
+        t->overlap_status = NR_OK;
+        return st ? nr__prefix(st, "summing the gradients") : NR_OK;
+    }
     nr__net_settle_grads(net);  /* a process whose share was empty adds zeros */
     st = t->comm->sum(t->comm->ctx, net->grads, net->n_params);
     return st ? nr__prefix(st, "summing the gradients") : NR_OK;

@@ -290,8 +290,12 @@ static nr_status train_step(nr__trainer *t)
     t->step = (nr__tally){0};
     for (size_t s = t->first_shard; s < t->first_shard + t->my_shards && !st; s++)
         st = train_share(t, s);
-    if ((st = nr__shared_agree(t, st)) || (st = nr__shared_reduce_gradients(t)) || (st = clip_and_step(t)) ||
-        (st = nr__shared_sync_state(t)))
+    nr__shared_finish_buckets(t);
+    if ((st = nr__shared_agree(t, st))) {
+        nr__shared_drain(t);
+        return st;
+    }
+    if ((st = nr__shared_reduce_gradients(t)) || (st = clip_and_step(t)) || (st = nr__shared_sync_state(t)))
         return st;
     return observe_batch(t);
 }

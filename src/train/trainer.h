@@ -117,6 +117,9 @@ typedef struct nr__trainer {
                                     cfg.shards */
     size_t first_shard, my_shards;  /* this process's shares of them */
     float *shard_grads;          /* NR_REDUCE_ORDERED: every share's gradient, shards x n_params */
+    struct nr__bucket *buckets;  /* overlap: the ranges of the gradient summed as backward finishes them */
+    size_t n_buckets;
+    nr_status overlap_status;    /* the first failure to start a bucket's sum this step */
     double *scratch;             /* the shared evaluation's sums */
     /* the batch in flight */
     size_t epoch, index, m;      /* epoch and batch index (0-based), samples in the whole batch */
@@ -135,6 +138,12 @@ void nr__shared_close(nr__trainer *t);
 /* After a share's backward: keeps its gradient apart when the sum must follow share order (`empty`: the share
  * had no samples, its gradient is zero). */
 void nr__shared_keep_gradient(nr__trainer *t, size_t shard, bool empty);
+/* Starts the sums of the buckets backward did not (it did not run: an empty share, or a failure), so every
+ * process starts the same sums in the same order. */
+void nr__shared_finish_buckets(nr__trainer *t);
+/* After a failure agreed on: the sums already started finish everywhere (their buffers stay in use until
+ * then), and their results are dropped. */
+void nr__shared_drain(nr__trainer *t);
 /* The batch's gradient from every share on every process, summed. */
 nr_status nr__shared_reduce_gradients(nr__trainer *t);
 /* After this process's shares of a batch (`local`: how they went): every process learns whether any failed,
