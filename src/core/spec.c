@@ -99,45 +99,92 @@ static nr_status parse_conv(const char *tok, nr_layer *l)
     return NR_OK;
 }
 
+/* An activation by name ("relu", ...), or leaky[S] with its slope; 1 if the token is one, 0 if not, -1 (message
+ * set) if it is malformed. */
+static int parse_activation(const char *tok, nr_layer *l)
+{
+    for (size_t i = 0; i < sizeof act_names / sizeof act_names[0]; i++)
+        if (strcmp(tok, act_names[i].name) == 0) {
+            l->ops = nr__act_ops_for(act_names[i].act);
+            l->ints[0] = act_names[i].act;
+            return 1;
+        }
+    if (strncmp(tok, "leaky", 5) != 0 && strncmp(tok, "lrelu", 5) != 0)
+        return 0;
+    const char *p = tok + 5;
+    float slope = 0.01f;
+    if (*p && (!read_float(&p, &slope) || *p))
+        return nr__fail(NR_EINVAL, "bad slope in '%s' (write e.g. leaky0.1)", tok), -1;
+    l->ops = &nr__leaky_relu_ops;
+    l->ints[0] = NR_ACT_LEAKY_RELU;
+    l->floats[0] = slope;
+    return 1;
+}
+
+static nr_status parse_pool(const char *tok, nr_layer *l)
+{
+    bool avg = tok[0] == 'a';
+    const char *p = tok + (tok[0] == 'p' ? 4 : 7);
+    int64_t v = 0;
+    if (!read_size(&p, &v) || *p)
+        return v == TOO_LARGE ? too_large(tok)
+                              : nr__fail(NR_EINVAL, "bad pooling '%s' (write e.g. pool2, maxpool3 or avgpool2)", tok);
+    if (v == 0)
+        return nr__fail(NR_EINVAL, "a pooling window of size 0 ('%s')", tok);
+    l->ops = avg ? &nr__avgpool_ops : &nr__maxpool_ops;
+    l->ints[0] = v;
+    l->ints[1] = v;
+    return NR_OK;
+}
+
+static nr_status parse_dropout(const char *tok, nr_layer *l)
+{
+    const char *p = tok + (strncmp(tok, "dropout", 7) == 0 ? 7 : 4);
+    float rate;
+    if (!isdigit((unsigned char)*p) && *p != '.')
+        return nr__fail(NR_EINVAL, "dropout '%s' needs a rate (write e.g. drop0.5)", tok);
+    if (!read_float(&p, &rate) || *p)
+        return nr__fail(NR_EINVAL, "bad dropout rate in '%s' (write e.g. drop0.5)", tok);
+    if (!(rate >= 0.0f && rate < 1.0f))
+        return nr__fail(NR_EINVAL, "dropout rate in '%s' is not in [0, 1)", tok);
+    l->ops = &nr__dropout_ops;
+    l->floats[0] = rate;
+    return NR_OK;
+}
+
+/* N, fcN or denseN: a dense layer of N units with a bias. */
+static nr_status parse_dense(const char *tok, nr_layer *l)
+{
+    const char *p = tok;
+    if (strncmp(tok, "fc", 2) == 0 || strncmp(tok, "dense", 5) == 0)
+        p = tok + (tok[0] == 'f' ? 2 : 5);
+    int64_t v = 0;
+    bool number = read_size(&p, &v);
+    if (v == TOO_LARGE && *p == 0)
+        return too_large(tok);
+    if (!number || *p)
+        return nr__fail(NR_EINVAL, "unknown layer '%s' (known: N or fcN, relu, leaky[S], sigmoid, tanh, identity, "
+                                   "softmax, convNkK[sS][pP], poolK, maxpoolK, avgpoolK, flatten, bn, dropP)", tok);
+    if (v == 0)
+        return nr__fail(NR_EINVAL, "a dense layer of 0 units ('%s')", tok);
+    l->ops = &nr__dense_ops;
+    l->ints[0] = v;
+    l->ints[1] = 1;
+    return NR_OK;
+}
+
 /* Turns one token into a layer prototype. *is_dense says whether it is a dense layer (for default_act). */
 static nr_status parse_token(const char *tok, nr_layer *l, bool *is_dense)
 {
     memset(l, 0, sizeof *l);
     *is_dense = false;
-    const char *p = tok;
-    int64_t v;
-    for (size_t i = 0; i < sizeof act_names / sizeof act_names[0]; i++)
-        if (strcmp(tok, act_names[i].name) == 0) {
-            l->ops = nr__act_ops_for(act_names[i].act);
-            l->ints[0] = act_names[i].act;
-            return NR_OK;
-        }
-    if (strncmp(tok, "leaky", 5) == 0 || strncmp(tok, "lrelu", 5) == 0) {
-        p = tok + 5;
-        float slope = 0.01f;
-        if (*p && (!read_float(&p, &slope) || *p))
-            return nr__fail(NR_EINVAL, "bad slope in '%s' (write e.g. leaky0.1)", tok);
-        l->ops = &nr__leaky_relu_ops;
-        l->ints[0] = NR_ACT_LEAKY_RELU;
-        l->floats[0] = slope;
-        return NR_OK;
-    }
+    int act = parse_activation(tok, l);
+    if (act)
+        return act > 0 ? NR_OK : NR_EINVAL;
     if (strncmp(tok, "conv", 4) == 0)
         return parse_conv(tok, l);
-    if (strncmp(tok, "pool", 4) == 0 || strncmp(tok, "maxpool", 7) == 0 || strncmp(tok, "avgpool", 7) == 0) {
-        bool avg = tok[0] == 'a';
-        p = tok + (tok[0] == 'p' ? 4 : 7);
-        v = 0;
-        if (!read_size(&p, &v) || *p)
-            return v == TOO_LARGE ? too_large(tok)
-                                  : nr__fail(NR_EINVAL, "bad pooling '%s' (write e.g. pool2, maxpool3 or avgpool2)", tok);
-        if (v == 0)
-            return nr__fail(NR_EINVAL, "a pooling window of size 0 ('%s')", tok);
-        l->ops = avg ? &nr__avgpool_ops : &nr__maxpool_ops;
-        l->ints[0] = v;
-        l->ints[1] = v;
-        return NR_OK;
-    }
+    if (strncmp(tok, "pool", 4) == 0 || strncmp(tok, "maxpool", 7) == 0 || strncmp(tok, "avgpool", 7) == 0)
+        return parse_pool(tok, l);
     if (strcmp(tok, "flatten") == 0) {
         l->ops = &nr__flatten_ops;
         return NR_OK;
@@ -148,36 +195,11 @@ static nr_status parse_token(const char *tok, nr_layer *l, bool *is_dense)
         l->floats[1] = 1e-5f;
         return NR_OK;
     }
-    if (strncmp(tok, "drop", 4) == 0) {
-        p = tok + (strncmp(tok, "dropout", 7) == 0 ? 7 : 4);
-        float rate;
-        if (!isdigit((unsigned char)*p) && *p != '.')
-            return nr__fail(NR_EINVAL, "dropout '%s' needs a rate (write e.g. drop0.5)", tok);
-        if (!read_float(&p, &rate) || *p)
-            return nr__fail(NR_EINVAL, "bad dropout rate in '%s' (write e.g. drop0.5)", tok);
-        if (!(rate >= 0.0f && rate < 1.0f))
-            return nr__fail(NR_EINVAL, "dropout rate in '%s' is not in [0, 1)", tok);
-        l->ops = &nr__dropout_ops;
-        l->floats[0] = rate;
-        return NR_OK;
-    }
-    if (strncmp(tok, "fc", 2) == 0 || strncmp(tok, "dense", 5) == 0)
-        p = tok + (tok[0] == 'f' ? 2 : 5);
-    v = 0;
-    bool number = read_size(&p, &v);
-    if (v == TOO_LARGE && *p == 0)
-        return too_large(tok);
-    if (number && *p == 0) {
-        if (v == 0)
-            return nr__fail(NR_EINVAL, "a dense layer of 0 units ('%s')", tok);
-        l->ops = &nr__dense_ops;
-        l->ints[0] = v;
-        l->ints[1] = 1;
-        *is_dense = true;
-        return NR_OK;
-    }
-    return nr__fail(NR_EINVAL, "unknown layer '%s' (known: N or fcN, relu, leaky[S], sigmoid, tanh, identity, "
-                               "softmax, convNkK[sS][pP], poolK, maxpoolK, avgpoolK, flatten, bn, dropP)", tok);
+    if (strncmp(tok, "drop", 4) == 0)
+        return parse_dropout(tok, l);
+    nr_status st = parse_dense(tok, l);
+    *is_dense = st == NR_OK;
+    return st;
 }
 
 /* One parsed token of a layer list. */
@@ -263,6 +285,60 @@ static nr_status plan_add(plan *p, const nr_layer *proto)
     return NR_OK;
 }
 
+static nr_status plan_token(plan *pl, const token *t, size_t i)
+{
+    nr_status st = plan_add(pl, &t->layer);
+    /* The layer's own message does not know the token; name it. */
+    return st ? nr__prefix(st, "layer %zu (line %d): '%s'", i + 1, t->line, t->text) : NR_OK;
+}
+
+/* Plans the tokens from `from` on, with the default activation after every dense or convolution layer but the
+ * last, unless the list names one itself, right after the layer or after its batch normalisation. */
+static nr_status plan_tokens(plan *pl, const token *toks, size_t from, size_t count, nr_act default_act)
+{
+    size_t last_weights = count;
+    for (size_t i = from; i < count; i++)
+        if (toks[i].weights)
+            last_weights = i;
+    nr_status st = NR_OK;
+    for (size_t i = from; i < count && !st; i++) {
+        if ((st = plan_token(pl, &toks[i], i)))
+            break;
+        if (!toks[i].weights || i == last_weights || default_act == NR_ACT_IDENTITY || last_weights == count)
+            continue;
+        size_t j = i + 1;
+        for (; j < count && toks[j].layer.ops == &nr__batchnorm_ops && !st; j++)
+            st = plan_token(pl, &toks[j], j);
+        i = j - 1;
+        if (st || (j < count && is_act(&toks[j].layer)))
+            continue;
+        nr_layer a = {.ops = nr__act_ops_for(default_act), .ints = {default_act},
+                      .floats = {default_act == NR_ACT_LEAKY_RELU ? 0.01f : 0.0f}};
+        st = plan_add(pl, &a);
+    }
+    return st;
+}
+
+/* Appends the planned layers. Only memory can fail now; if it does, the network goes back to the layers it
+ * had (its buffers may have grown, and keep the old values). */
+static nr_status append_planned(nr_net *net, const plan *pl)
+{
+    const size_t layers = net->n_layers, tensors = net->n_tensors, params = net->n_params;
+    /* One allocation for all the new parameters. If it fails, the layers are appended one by one anyway, so
+     * that the error names the layer whose memory is missing. */
+    nr__net_reserve(net, pl->params);
+    nr_status st = NR_OK;
+    for (size_t i = 0; !st && i < pl->count; i++)
+        if ((st = nr__net_append(net, &pl->layers[i])))
+            nr__prefix(st, "layer %zu of the network (%s)", net->n_layers + 1, pl->layers[i].ops->tag);
+    if (st && net->n_layers != layers) {
+        net->n_layers = layers;
+        net->n_tensors = tensors;
+        net->n_params = params;
+    }
+    return st;
+}
+
 nr_status nr_net_add_spec(nr_net *net, const char *spec, nr_act default_act)
 {
     if (!net || !spec)
@@ -279,56 +355,14 @@ nr_status nr_net_add_spec(nr_net *net, const char *spec, nr_act default_act)
     if (!st)
         st = tokenize(spec, toks, NR__MAX_LAYERS, &count);
     /* A leading size equal to the input names the input ("784-256-10"). */
-    size_t from = 0;
-    if (!st && count && net->n_layers == 0 && toks[0].layer.ops == &nr__dense_ops &&
-        isdigit((unsigned char)toks[0].text[0]) && (size_t)toks[0].layer.ints[0] == net->in_size)
-        from = 1;
-    size_t last_weights = count;
-    for (size_t i = from; i < count; i++)
-        if (toks[i].weights)
-            last_weights = i;
-    for (size_t i = from; i < count && !st; i++) {
-        if ((st = plan_add(&pl, &toks[i].layer))) {
-            /* The layer's own message does not know the token; name it. */
-            nr__prefix(st, "layer %zu (line %d): '%s'", i + 1, toks[i].line, toks[i].text);
-            break;
-        }
-        /* The default activation follows every dense or convolution layer but the last, unless the list
-         * names one itself, right after the layer or after its batch normalisation. */
-        if (!toks[i].weights || i == last_weights || default_act == NR_ACT_IDENTITY || last_weights == count)
-            continue;
-        size_t j = i + 1;
-        while (j < count && toks[j].layer.ops == &nr__batchnorm_ops) {
-            if ((st = plan_add(&pl, &toks[j].layer))) {
-                nr__prefix(st, "layer %zu (line %d): '%s'", j + 1, toks[j].line, toks[j].text);
-                break;
-            }
-            j++;
-        }
-        i = j - 1;
-        if (st || (j < count && is_act(&toks[j].layer)))
-            continue;
-        nr_layer a = {.ops = nr__act_ops_for(default_act), .ints = {default_act},
-                      .floats = {default_act == NR_ACT_LEAKY_RELU ? 0.01f : 0.0f}};
-        st = plan_add(&pl, &a);
-    }
+    size_t from = !st && count && net->n_layers == 0 && toks[0].layer.ops == &nr__dense_ops &&
+                  isdigit((unsigned char)toks[0].text[0]) && (size_t)toks[0].layer.ints[0] == net->in_size;
+    if (!st)
+        st = plan_tokens(&pl, toks, from, count, default_act);
     if (!st && pl.count == 0)
         st = nr__fail(NR_EINVAL, "the layer list '%s' adds no layer", spec);
-    /* Only memory can fail now; if it does, the network goes back to the layers it had (its buffers may
-     * have grown, and keep the old values). */
-    const size_t layers = net->n_layers, tensors = net->n_tensors, params = net->n_params;
-    /* One allocation for all the new parameters. If it fails, the layers are appended one by one anyway, so
-     * that the error names the layer whose memory is missing. */
     if (!st)
-        nr__net_reserve(net, pl.params);
-    for (size_t i = 0; !st && i < pl.count; i++)
-        if ((st = nr__net_append(net, &pl.layers[i])))
-            nr__prefix(st, "layer %zu of the network (%s)", net->n_layers + 1, pl.layers[i].ops->tag);
-    if (st && net->n_layers != layers) {
-        net->n_layers = layers;
-        net->n_tensors = tensors;
-        net->n_params = params;
-    }
+        st = append_planned(net, &pl);
     free(pl.layers);
     free(toks);
     return st;

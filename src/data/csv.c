@@ -49,6 +49,78 @@ static const char *show(const field *f, char buf[SHOWN_TEXT + 4])
 
 static bool is_blank(char c) { return c == ' ' || c == '\t'; }
 
+/* Appends a field to the line's list, growing it as needed; false with c->status set on failure. */
+static bool push_field(csv_parser *c, field f)
+{
+    if (c->n_fields == MAX_COLUMNS) {
+        c->status = nr__fail(NR_EFORMAT, "%s: line %zu has more than %zu columns", c->path, c->line, MAX_COLUMNS);
+        return false;
+    }
+    if (c->n_fields == c->cap_fields) {
+        size_t cap = c->cap_fields ? 2 * c->cap_fields : 64;
+        field *grown = realloc(c->fields, cap * sizeof *grown);
+        if (!grown) {
+            c->status = nr__fail(NR_ENOMEM, "%s: line %zu: out of memory for its fields", c->path, c->line);
+            return false;
+        }
+        c->fields = grown;
+        c->cap_fields = cap;
+    }
+    c->fields[c->n_fields++] = f;
+    return true;
+}
+
+/* A field in double quotes starting at *s (the quotes are not part of it); *s moves past it and the blanks
+ * after. Quotes or commas inside are refused. */
+static bool quoted_field(csv_parser *c, const char **s, const char *e, field *f)
+{
+    const char *close = memchr(*s + 1, '"', (size_t)(e - *s - 1));
+    if (!close) {
+        c->status = nr__fail(NR_EFORMAT, "%s: line %zu, column %zu: a quote is not closed", c->path, c->line,
+                             c->n_fields + 1);
+        return false;
+    }
+    f->text = *s + 1;
+    f->len = (size_t)(close - *s - 1);
+    *s = close + 1;
+    while (*s < e && is_blank(**s))
+        (*s)++;
+    if (memchr(f->text, ',', f->len) || (*s < e && **s != ',')) {
+        c->status = nr__fail(NR_EFORMAT, "%s: line %zu, column %zu: quoted fields with commas or quotes inside are "
+                             "not supported", c->path, c->line, c->n_fields + 1);
+        return false;
+    }
+    return true;
+}
+
+/* Splits the line [s, e) into fields; false with c->status set on failure. */
+static bool split_fields(csv_parser *c, const char *s, const char *e)
+{
+    c->n_fields = 0;
+    for (;;) {
+        while (s < e && is_blank(*s))
+            s++;
+        field f;
+        if (s < e && *s == '"') {
+            if (!quoted_field(c, &s, e, &f))
+                return false;
+        } else {
+            const char *comma = memchr(s, ',', (size_t)(e - s));
+            const char *stop = comma ? comma : e;
+            f.text = s;
+            f.len = (size_t)(stop - s);
+            while (f.len && is_blank(f.text[f.len - 1]))
+                f.len--;
+            s = stop;
+        }
+        if (!push_field(c, f))
+            return false;
+        if (s >= e)
+            return true;
+        s++;  /* the comma */
+    }
+}
+
 /* Splits the next line into fields. Returns 0 at the end of the file, 1 for a line with fields, 2 for a
  * blank line, or -1 with c->status and the message set. */
 static int next_line(csv_parser *c)
@@ -66,56 +138,7 @@ static int next_line(csv_parser *c)
         q++;
     if (q == e)
         return 2;
-    c->n_fields = 0;
-    for (;;) {
-        while (s < e && is_blank(*s))
-            s++;
-        field f;
-        if (s < e && *s == '"') {
-            const char *close = memchr(s + 1, '"', (size_t)(e - s - 1));
-            if (!close) {
-                c->status = nr__fail(NR_EFORMAT, "%s: line %zu, column %zu: a quote is not closed", c->path, c->line,
-                         c->n_fields + 1);
-                return -1;
-            }
-            f.text = s + 1;
-            f.len = (size_t)(close - s - 1);
-            s = close + 1;
-            while (s < e && is_blank(*s))
-                s++;
-            if (memchr(f.text, ',', f.len) || (s < e && *s != ',')) {
-                c->status = nr__fail(NR_EFORMAT, "%s: line %zu, column %zu: quoted fields with commas or quotes inside are "
-                                     "not supported", c->path, c->line, c->n_fields + 1);
-                return -1;
-            }
-        } else {
-            const char *comma = memchr(s, ',', (size_t)(e - s));
-            const char *stop = comma ? comma : e;
-            f.text = s;
-            f.len = (size_t)(stop - s);
-            while (f.len && is_blank(f.text[f.len - 1]))
-                f.len--;
-            s = stop;
-        }
-        if (c->n_fields == MAX_COLUMNS) {
-            c->status = nr__fail(NR_EFORMAT, "%s: line %zu has more than %zu columns", c->path, c->line, MAX_COLUMNS);
-            return -1;
-        }
-        if (c->n_fields == c->cap_fields) {
-            size_t cap = c->cap_fields ? 2 * c->cap_fields : 64;
-            field *grown = realloc(c->fields, cap * sizeof *grown);
-            if (!grown) {
-                c->status = nr__fail(NR_ENOMEM, "%s: line %zu: out of memory for its fields", c->path, c->line);
-                return -1;
-            }
-            c->fields = grown;
-            c->cap_fields = cap;
-        }
-        c->fields[c->n_fields++] = f;
-        if (s >= e)
-            return 1;
-        s++;  /* the comma */
-    }
+    return split_fields(c, s, e) ? 1 : -1;
 }
 
 /* Reads a number written in decimal (or anything strtod takes). Plain integers, the common case in image
@@ -286,6 +309,97 @@ static bool all_numbers(const csv_parser *c)
     return true;
 }
 
+/* What the first line says: the number of columns, whether it is a header, the label column, and the most
+ * rows a file of this length can hold (a row is cols non-empty fields and cols - 1 commas). */
+typedef struct csv_layout {
+    size_t cols, first_line, label, max_rows;
+    field *header;           /* a copy of the header's fields, or NULL */
+} csv_layout;
+
+static nr_status read_layout(csv_parser *c, const nr_data_options *options, size_t len, csv_layout *l)
+{
+    bool unlabeled = options && options->unlabeled;
+    int header_opt = options ? options->header : 0;
+    l->cols = c->n_fields;
+    l->first_line = c->line;
+    l->max_rows = len / (2 * l->cols - 1) + 1;
+    if (l->cols < 2 && !unlabeled)
+        return nr__fail(NR_EFORMAT, "%s: line %zu has 1 column; a data set needs a label column and at least one "
+                                    "feature", c->path, c->line);
+    if (header_opt == 1 || (header_opt == 0 && !all_numbers(c))) {
+        if (!(l->header = malloc(l->cols * sizeof *l->header)))
+            return nr__fail(NR_ENOMEM, "%s: out of memory", c->path);
+        memcpy(l->header, c->fields, l->cols * sizeof *l->header);
+    }
+    if (unlabeled) {
+        l->label = l->cols;  /* no column is the label */
+        return NR_OK;
+    }
+    return find_label(c, l->header, l->cols, options ? options->label : NULL, c->line, &l->label);
+}
+
+/* Every line after the layout's: rows of numbers, blank lines only at the end. */
+static nr_status read_rows(csv_parser *c, csv_layout *l, table *t, bool first_is_data)
+{
+    size_t blank_line = 0;
+    nr_status st = first_is_data ? take_row(c, t, l->cols, l->first_line, l->label, l->max_rows) : NR_OK;
+    for (int kind; !st && (kind = next_line(c)) != 0;) {
+        if (kind < 0)
+            return c->status;
+        if (kind == 2) {
+            blank_line = blank_line ? blank_line : c->line;
+            continue;
+        }
+        if (blank_line)
+            return nr__fail(NR_EFORMAT, "%s: line %zu is blank, but data follows on line %zu (blank lines may only "
+                                        "end the file)", c->path, blank_line, c->line);
+        st = take_row(c, t, l->cols, l->first_line, l->label, l->max_rows);
+    }
+    if (!st && t->rows == 0)
+        return nr__fail(NR_EFORMAT, "%s: no data rows", c->path);
+    return st;
+}
+
+/* The rows as a data set, giving back what the doubling reserved beyond the last row. */
+static nr_status make_dataset(table *t, size_t features, const char *path, nr_dataset **out)
+{
+    nr_dataset *d = calloc(1, sizeof *d);
+    if (!d)
+        return nr__fail(NR_ENOMEM, "%s: out of memory", path);
+    float *v = realloc(t->values, t->rows * features * sizeof *v);  /* a failed shrink keeps the larger block */
+    int32_t *l = realloc(t->labels, t->rows * sizeof *l);
+    d->f32 = v ? v : t->values;
+    d->labels = l ? l : t->labels;
+    t->values = NULL;
+    t->labels = NULL;
+    d->n = t->rows;
+    d->features = features;
+    d->shape[0] = d->shape[1] = 1;
+    d->shape[2] = features;
+    nr__data_count_classes(d);
+    *out = d;
+    return NR_OK;
+}
+
+/* The first line, which must not be blank unless nothing follows. */
+static nr_status first_line(csv_parser *c)
+{
+    size_t blank_line = 0;
+    for (;;) {
+        int kind = next_line(c);
+        if (kind < 0)
+            return c->status;
+        if (kind == 0)
+            return nr__fail(NR_EFORMAT, "%s: no data rows", c->path);
+        if (kind == 1 && blank_line)
+            return nr__fail(NR_EFORMAT, "%s: line %zu is blank, but data follows on line %zu (blank lines may only "
+                                        "end the file)", c->path, blank_line, c->line);
+        if (kind == 1)
+            return NR_OK;
+        blank_line = blank_line ? blank_line : c->line;
+    }
+}
+
 nr_status nr__data_load_csv(const char *path, const nr_data_options *options, nr_dataset **out)
 {
     *out = NULL;
@@ -298,88 +412,14 @@ nr_status nr__data_load_csv(const char *path, const nr_data_options *options, nr
     csv_parser c = {.path = path, .p = (const char *)text, .end = (const char *)text + len};
     if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
         c.p += 3;
-    const char *label_opt = options ? options->label : NULL;
-    bool unlabeled = options && options->unlabeled;
-    int header_opt = options ? options->header : 0;
+    csv_layout l = {0};
     table t = {0};
-    field *header = NULL;
-    size_t cols = 0, first_line = 0, label = 0, blank_line = 0, max_rows = 0;
-    nr_dataset *d = NULL;
-    for (;;) {
-        int kind = next_line(&c);
-        if (kind < 0) {
-            st = c.status;
-            goto done;
-        }
-        if (kind == 0)
-            break;
-        if (kind == 2) {
-            if (!blank_line)
-                blank_line = c.line;
-            continue;
-        }
-        if (blank_line) {
-            st = nr__fail(NR_EFORMAT, "%s: line %zu is blank, but data follows on line %zu (blank lines may only "
-                                      "end the file)", path, blank_line, c.line);
-            goto done;
-        }
-        if (!cols) {
-            /* The first line fixes the number of columns and may be a header. */
-            cols = c.n_fields;
-            first_line = c.line;
-            /* A row is cols non-empty fields and cols - 1 commas: the file holds at most this many. */
-            max_rows = len / (2 * cols - 1) + 1;
-            if (cols < 2 && !unlabeled) {
-                st = nr__fail(NR_EFORMAT, "%s: line %zu has 1 column; a data set needs a label column and at least "
-                                          "one feature", path, c.line);
-                goto done;
-            }
-            bool is_header = header_opt == 1 || (header_opt == 0 && !all_numbers(&c));
-            if (is_header) {
-                header = malloc(cols * sizeof *header);
-                if (!header) {
-                    st = nr__fail(NR_ENOMEM, "%s: out of memory", path);
-                    goto done;
-                }
-                memcpy(header, c.fields, cols * sizeof *header);
-            }
-            if (unlabeled)
-                label = cols;
-            else if ((st = find_label(&c, header, cols, label_opt, c.line, &label)))
-                goto done;
-            if (is_header)
-                continue;
-        }
-        if ((st = take_row(&c, &t, cols, first_line, label, max_rows)))
-            goto done;
-    }
-    if (t.rows == 0) {
-        st = nr__fail(NR_EFORMAT, "%s: no data rows", path);
-        goto done;
-    }
-    d = calloc(1, sizeof *d);
-    if (!d) {
-        st = nr__fail(NR_ENOMEM, "%s: out of memory", path);
-        goto done;
-    }
-    /* Give back what the doubling reserved beyond the last row; a failed shrink keeps the larger block. */
-    size_t features = unlabeled ? cols : cols - 1, values = t.rows * features;
-    float *v = realloc(t.values, values * sizeof *v);
-    int32_t *l = realloc(t.labels, t.rows * sizeof *l);
-    d->f32 = v ? v : t.values;
-    d->labels = l ? l : t.labels;
-    t.values = NULL;
-    t.labels = NULL;
-    d->n = t.rows;
-    d->features = features;
-    d->shape[0] = d->shape[1] = 1;
-    d->shape[2] = features;
-    nr__data_count_classes(d);
-    *out = d;
-done:
+    if (!(st = first_line(&c)) && !(st = read_layout(&c, options, len, &l)) &&
+        !(st = read_rows(&c, &l, &t, l.header == NULL)))
+        st = make_dataset(&t, l.label < l.cols ? l.cols - 1 : l.cols, path, out);
     free(t.values);
     free(t.labels);
-    free(header);
+    free(l.header);
     free(c.fields);
     free(text);
     return st;

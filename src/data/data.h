@@ -46,6 +46,8 @@ const char *nr__label_problem(double value);
 
 /* Readers for the forms nr_data_load tells apart by name. */
 nr_status nr__data_load_csv(const char *path, const nr_data_options *options, nr_dataset **out);
+/* A 2-D .npy array, one sample per row and the label in one column (options->label: its 0-based index). */
+nr_status nr__data_load_npy(const char *path, const nr_data_options *options, nr_dataset **out);
 /* An IDX images file whose labels file is found by name ("images-idx3" -> "labels-idx1"). */
 nr_status nr__data_load_idx_images(const char *images_path, bool unlabeled, nr_dataset **out);
 

@@ -151,93 +151,6 @@ static bool ends_with(const char *s, const char *suffix)
     return true;
 }
 
-/* A 0-based column index written as plain digits; false for anything else (a name). */
-static bool parse_index(const char *text, size_t *index)
-{
-    size_t v = 0;
-    if (!*text)
-        return false;
-    for (const char *p = text; *p; p++) {
-        if (!isdigit((unsigned char)*p) || !nr__mul(v, 10, &v) || !nr__add(v, (size_t)(*p - '0'), &v))
-            return false;
-    }
-    *index = v;
-    return true;
-}
-
-static nr_status load_npy(const char *path, const nr_data_options *options, nr_dataset **out)
-{
-    nr_tensor *t = NULL;
-    nr_status st = nr_npy_load(path, &t);
-    if (st)
-        return st;
-    nr_dataset *d = NULL;
-    bool unlabeled = options && options->unlabeled;
-    size_t rows = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : 0, label = unlabeled ? cols : cols - 1;
-    size_t features = unlabeled ? cols : cols - 1;
-    if (t->ndim != 2) {
-        st = nr__fail(NR_EFORMAT, "%s: a data set must be a 2-D array (one sample per row, the label in one "
-                                  "column), not %d-D", path, t->ndim);
-        goto done;
-    }
-    if (cols < 2 && !unlabeled) {
-        st = nr__fail(NR_EFORMAT, "%s: %zu column: a data set needs a label column and at least one feature",
-                      path, cols);
-        goto done;
-    }
-    if (options && options->label && !unlabeled) {
-        if (!parse_index(options->label, &label)) {
-            st = nr__fail(NR_EINVAL, "%s: .npy files have no column names; give the label column as a 0-based "
-                                     "index, not '%s'", path, options->label);
-            goto done;
-        }
-        if (label >= cols) {
-            st = nr__fail(NR_EINVAL, "%s: label column %zu is out of range (the array has %zu columns, 0 to %zu)",
-                          path, label, cols, cols - 1);
-            goto done;
-        }
-    }
-    if (rows > NR__MAX_SAMPLES) {
-        st = nr__fail(NR_EFORMAT, "%s: %zu rows is more than the limit of %zu samples", path, rows,
-                      NR__MAX_SAMPLES);
-        goto done;
-    }
-    if ((st = nr__data_new(rows, (size_t[3]){1, 1, features}, false, &d))) {
-        st = nr__prefix(st, "%s", path);
-        goto done;
-    }
-    for (size_t r = 0; r < rows; r++) {
-        const float *row = t->data + r * cols;
-        float *dst = d->f32 + r * features;
-        d->labels[r] = 0;  /* an unlabeled table has no label column: every label is 0 */
-        for (size_t c = 0; c < cols; c++) {
-            if (!isfinite(row[c])) {
-                st = nr__fail(NR_ENUMERIC, "%s: element [%zu, %zu]: %g is not a finite number", path, r, c,
-                              (double)row[c]);
-                goto done;
-            }
-            if (c == label) {
-                const char *problem = nr__label_problem(row[c]);
-                if (problem) {
-                    st = nr__fail(NR_EFORMAT, "%s: element [%zu, %zu]: label %g %s", path, r, c, (double)row[c],
-                                  problem);
-                    goto done;
-                }
-                d->labels[r] = (int32_t)row[c];
-            } else {
-                *dst++ = row[c];
-            }
-        }
-    }
-    nr__data_count_classes(d);
-    *out = d;
-    d = NULL;
-done:
-    nr_data_free(d);
-    nr_tensor_free(t);
-    return st;
-}
-
 nr_status nr_data_load(const char *path, const nr_data_options *options, nr_dataset **out)
 {
     if (!out)
@@ -251,7 +164,7 @@ nr_status nr_data_load(const char *path, const nr_data_options *options, nr_data
     if (ends_with(path, ".csv"))
         return nr__data_load_csv(path, options, out);
     if (ends_with(path, ".npy"))
-        return load_npy(path, options, out);
+        return nr__data_load_npy(path, options, out);
     return nr__data_load_idx_images(path, options && options->unlabeled, out);
 }
 

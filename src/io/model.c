@@ -274,97 +274,116 @@ bool nr__get_floats(nr__reader *r, float *v, size_t count)
     return true;
 }
 
-/* Reads ARCH and builds the network, checking the parameters it implies against the bytes that remain. */
-static nr_net *read_arch(nr__reader *r, size_t bytes_left)
-{
+/* The head of ARCH: the input shape, the loss, and a layer count the section can hold. */
+typedef struct arch_head {
     uint32_t h, w, c, head, n_layers;
-    if (!nr__get_u32(r, &h) || !nr__get_u32(r, &w) || !nr__get_u32(r, &c) || !nr__get_u32(r, &head) ||
-        !nr__get_u32(r, &n_layers))
-        return NULL;
-    if (h == 0 || w == 0 || c == 0 || (uint64_t)h * w * c > MAX_INPUT)
-        return nr__reader_fail(r, "input shape %ux%ux%u is not valid", h, w, c), NULL;
-    if (head > NR_LOSS_XENT)
-        return nr__reader_fail(r, "unknown loss %u", head), NULL;
-    if (n_layers == 0 || n_layers > NR__MAX_LAYERS)
-        return nr__reader_fail(r, "%u layers is not a valid count (1 to %d)", n_layers, NR__MAX_LAYERS), NULL;
+} arch_head;
+
+static bool read_arch_head(nr__reader *r, arch_head *a)
+{
+    if (!nr__get_u32(r, &a->h) || !nr__get_u32(r, &a->w) || !nr__get_u32(r, &a->c) || !nr__get_u32(r, &a->head) ||
+        !nr__get_u32(r, &a->n_layers))
+        return false;
+    if (a->h == 0 || a->w == 0 || a->c == 0 || (uint64_t)a->h * a->w * a->c > MAX_INPUT)
+        return nr__reader_fail(r, "input shape %ux%ux%u is not valid", a->h, a->w, a->c);
+    if (a->head > NR_LOSS_XENT)
+        return nr__reader_fail(r, "unknown loss %u", a->head);
+    if (a->n_layers == 0 || a->n_layers > NR__MAX_LAYERS)
+        return nr__reader_fail(r, "%u layers is not a valid count (1 to %d)", a->n_layers, NR__MAX_LAYERS);
     /* Each layer takes at least 3 bytes: refuse a count the section cannot hold before allocating for it. */
-    if ((size_t)(r->end - r->p) / 3 < n_layers)
-        return nr__reader_fail(r, "%u layers cannot fit in the section", n_layers), NULL;
-    nr_layer *layers = calloc(n_layers, sizeof *layers);
-    if (!layers)
-        return nr__fail(NR_ENOMEM, "out of memory"), NULL;
-    size_t shape[3] = {h, w, c}, params = 0, activations = 0;
-    nr_net *net = NULL;
-    for (uint32_t i = 0; i < n_layers; i++) {
+    if ((size_t)(r->end - r->p) / 3 < a->n_layers)
+        return nr__reader_fail(r, "%u layers cannot fit in the section", a->n_layers);
+    return true;
+}
+
+/* One layer's kind and settings. */
+static bool read_layer(nr__reader *r, uint32_t i, nr_layer *l, char tag[256])
+{
+    uint8_t len, n_ints, n_floats;
+    if (!nr__get_u8(r, &len) || !nr__get(r, tag, len))
+        return false;
+    tag[len] = 0;
+    if (!(l->ops = nr__layer_ops_by_tag(tag)))
+        return nr__reader_fail(r, "layer %u: unknown kind '%.40s' (made by a newer neurite?)", i, tag);
+    if (!nr__get_u8(r, &n_ints))
+        return false;
+    if (n_ints > NR_LAYER_INTS)
+        return nr__reader_fail(r, "layer %u: %u settings, at most %d", i, n_ints, NR_LAYER_INTS);
+    for (int k = 0; k < n_ints; k++)
+        if (!nr__get_u64(r, (uint64_t *)&l->ints[k]))
+            return false;
+    if (!nr__get_u8(r, &n_floats))
+        return false;
+    if (n_floats > NR_LAYER_FLOATS)
+        return nr__reader_fail(r, "layer %u: %u real settings, at most %d", i, n_floats, NR_LAYER_FLOATS);
+    for (int k = 0; k < n_floats; k++) {
+        if (!nr__get_f32(r, &l->floats[k]))
+            return false;
+        if (!isfinite(l->floats[k]))
+            return nr__reader_fail(r, "layer %u: a setting is not finite", i);
+    }
+    return true;
+}
+
+/* Every layer read and set up for the shape before it (allocating nothing), the parameters they imply checked
+ * against the bytes that remain in the file, and their activations against a sane limit; sets *params. */
+static bool read_layers(nr__reader *r, const arch_head *a, nr_layer *layers, size_t bytes_left, size_t *params)
+{
+    size_t shape[3] = {a->h, a->w, a->c}, activations = 0;
+    *params = 0;
+    for (uint32_t i = 0; i < a->n_layers; i++) {
         nr_layer *l = &layers[i];
-        uint8_t len, n_ints, n_floats;
         char tag[256];
-        if (!nr__get_u8(r, &len) || !nr__get(r, tag, len))
-            goto fail;
-        tag[len] = 0;
-        l->ops = nr__layer_ops_by_tag(tag);
-        if (!l->ops) {
-            nr__reader_fail(r, "layer %u: unknown kind '%.40s' (made by a newer neurite?)", i, tag);
-            goto fail;
-        }
-        if (!nr__get_u8(r, &n_ints))
-            goto fail;
-        if (n_ints > NR_LAYER_INTS) {
-            nr__reader_fail(r, "layer %u: %u settings, at most %d", i, n_ints, NR_LAYER_INTS);
-            goto fail;
-        }
-        for (int k = 0; k < n_ints; k++)
-            if (!nr__get_u64(r, (uint64_t *)&l->ints[k]))
-                goto fail;
-        if (!nr__get_u8(r, &n_floats))
-            goto fail;
-        if (n_floats > NR_LAYER_FLOATS) {
-            nr__reader_fail(r, "layer %u: %u real settings, at most %d", i, n_floats, NR_LAYER_FLOATS);
-            goto fail;
-        }
-        for (int k = 0; k < n_floats; k++) {
-            if (!nr__get_f32(r, &l->floats[k]))
-                goto fail;
-            if (!isfinite(l->floats[k])) {
-                nr__reader_fail(r, "layer %u: a setting is not finite", i);
-                goto fail;
-            }
-        }
-        nr_status st = nr__layer_prepare(shape, l);
-        if (st) {
+        if (!read_layer(r, i, l, tag))
+            return false;
+        if (nr__layer_prepare(shape, l)) {
             nr__prefix(NR_EFORMAT, "%s: ARCH: layer %u (%s)", r->path, i, tag);
             r->st = NR_EFORMAT;
-            goto fail;
+            return false;
         }
         memcpy(shape, l->out_shape, sizeof shape);
-        params += l->param_count;
+        *params += l->param_count;
         activations += l->out_size;
-        if (params > bytes_left / 4) {
-            nr__reader_fail(r, "the layers need %zu parameters but the file holds at most %zu", params,
-                            bytes_left / 4);
-            goto fail;
-        }
-        if (activations > MAX_ACTIVATIONS) {
-            nr__reader_fail(r, "the layers would need over %zu activations per sample", MAX_ACTIVATIONS);
-            goto fail;
-        }
+        if (*params > bytes_left / 4)
+            return nr__reader_fail(r, "the layers need %zu parameters but the file holds at most %zu", *params,
+                                   bytes_left / 4);
+        if (activations > MAX_ACTIVATIONS)
+            return nr__reader_fail(r, "the layers would need over %zu activations per sample", MAX_ACTIVATIONS);
     }
-    net = nr_net_new_image(h, w, c);
+    return true;
+}
+
+/* The network the layers describe, built through the same code as from the API. */
+static nr_net *build_net(nr__reader *r, const arch_head *a, const nr_layer *layers, size_t params)
+{
+    nr_net *net = nr_net_new_image(a->h, a->w, a->c);
     if (net)
         nr__net_reserve(net, params);  /* one allocation; on failure the appends below say so */
-    for (uint32_t i = 0; net && i < n_layers; i++)
+    for (uint32_t i = 0; net && i < a->n_layers; i++)
         if (nr__net_append(net, &layers[i])) {
             nr_net_free(net);
             net = NULL;
-            r->st = NR_ENOMEM;
         }
-    if (net)
-        net->head = (nr_loss)head;
+    if (!net)
+        r->st = NR_ENOMEM;
+    else
+        net->head = (nr_loss)a->head;
+    return net;
+}
+
+/* Reads ARCH and builds the network, checking the parameters it implies against the bytes that remain. */
+static nr_net *read_arch(nr__reader *r, size_t bytes_left)
+{
+    arch_head a;
+    if (!read_arch_head(r, &a))
+        return NULL;
+    nr_layer *layers = calloc(a.n_layers, sizeof *layers);
+    if (!layers)
+        return nr__fail(NR_ENOMEM, "out of memory"), NULL;
+    size_t params;
+    nr_net *net = read_layers(r, &a, layers, bytes_left, &params) ? build_net(r, &a, layers, params) : NULL;
     free(layers);
     return net;
-fail:
-    free(layers);
-    return NULL;
 }
 
 static bool read_scaling(nr__reader *r, nr_net *net)
@@ -439,6 +458,92 @@ static bool read_tensors(nr__reader *r, nr_net *net)
     return true;
 }
 
+/* The header and the trailer: magic, a version this reader knows, the stated length, the checksum. */
+static nr_status check_file(const char *path, const unsigned char *data, size_t len, uint32_t *flags)
+{
+    if (len < 28 || memcmp(data, magic, 8) != 0)
+        return nr__fail(NR_EFORMAT, "%s: not a neurite model (%s)", path, len < 8 ? "too short" : "bad magic");
+    uint32_t version = nr__get_u32le(data + 8);
+    uint64_t stated = nr__get_u64le(data + 16);
+    *flags = nr__get_u32le(data + 12);
+    if (version == 0 || version > NR__FORMAT_VERSION)
+        return nr__fail(NR_EFORMAT, "%s: model format version %u; this neurite reads versions 1 to %d (a newer "
+                                    "neurite wrote it?)", path, version, NR__FORMAT_VERSION);
+    if (stated != len)
+        return nr__fail(NR_EFORMAT, "%s: %s: the header says %llu bytes, the file has %zu", path,
+                        stated > len ? "truncated" : "trailing bytes", (unsigned long long)stated, len);
+    uint32_t want = nr__get_u32le(data + len - 4), got = nr__crc32(0, data, len - 4);
+    if (want != got)
+        return nr__fail(NR_EFORMAT, "%s: checksum mismatch (stored %08x, computed %08x): the file is damaged", path,
+                        want, got);
+    return NR_OK;
+}
+
+/* What the sections read so far have given. */
+typedef struct model_parts {
+    nr_net *net;
+    bool have_scaling, have_tensors;
+} model_parts;
+
+static bool is_model_section(const char *tag)
+{
+    return strcmp(tag, "ARCH") == 0 || strcmp(tag, "SCAL") == 0 || strcmp(tag, "TENS") == 0;
+}
+
+/* One section: ARCH, SCAL and TENS here, the others to `extra` (checkpoints) or skipped if optional. */
+static void read_section(nr__reader *r, nr__reader *sec, const char *tag, const nr__extra *extra, model_parts *m)
+{
+    if (strcmp(tag, "ARCH") == 0) {
+        if (m->net)
+            nr__reader_fail(sec, "appears twice");
+        else
+            m->net = read_arch(sec, (size_t)(r->end - r->p));
+        if (!m->net && !sec->st)
+            sec->st = NR_ENOMEM;
+    } else if (strcmp(tag, "SCAL") == 0 || strcmp(tag, "TENS") == 0) {
+        if (!m->net)
+            nr__reader_fail(sec, "comes before ARCH");
+        else if (tag[0] == 'S')
+            m->have_scaling = read_scaling(sec, m->net);
+        else
+            m->have_tensors = read_tensors(sec, m->net);
+    } else if (extra && extra->read) {
+        if (!m->net)
+            nr__reader_fail(sec, "comes before ARCH");
+        else
+            extra->read(sec, tag, extra->read_ctx);
+    } else if (tag[0] >= 'A' && tag[0] <= 'Z') {
+        /* Upper-case sections are required reading (like PNG's critical chunks); lower-case may be skipped. */
+        nr__reader_fail(sec, "unknown required section (made by a newer neurite?)");
+    }
+    if (!sec->st && sec->p != sec->end && is_model_section(tag))
+        nr__reader_fail(sec, "%td unexpected bytes at its end", sec->end - sec->p);
+}
+
+/* The sections between the header and the trailer, in order; then every required one must have come. */
+static nr_status read_sections(nr__reader *r, const nr__extra *extra, model_parts *m)
+{
+    while (r->p < r->end && !r->st) {
+        char tag[5] = {0};
+        uint64_t size;
+        r->where = NULL;
+        if (!nr__get(r, tag, 4) || !nr__get_u64(r, &size))
+            break;
+        if (size > (uint64_t)(r->end - r->p)) {
+            nr__reader_fail(r, "section %s of %llu bytes runs past the end", tag, (unsigned long long)size);
+            break;
+        }
+        nr__reader sec = {r->p, r->p + size, r->path, tag, NR_OK};
+        r->p += size;
+        read_section(r, &sec, tag, extra, m);
+        r->st = sec.st;
+    }
+    if (!r->st && (!m->net || !m->have_scaling || !m->have_tensors))
+        r->st = nr__fail(NR_EFORMAT, "%s: incomplete model: the %s section is missing", r->path,
+                         !m->net ? "ARCH" : !m->have_scaling ? "SCAL" : "TENS");
+    return r->st;
+}
+
 nr_status nr__model_read(const char *path, nr_net **out, const nr__extra *extra, uint32_t *flags_out)
 {
     if (!path || !out)
@@ -446,88 +551,22 @@ nr_status nr__model_read(const char *path, nr_net **out, const nr__extra *extra,
     *out = NULL;
     unsigned char *data;
     size_t len;
+    uint32_t flags = 0;
     nr_status st = nr__read_file(path, MAX_FILE, &data, &len);
     if (st)
         return st;
-    nr_net *net = NULL;
-    nr__reader r = {data, data + len, path, NULL, NR_OK};
-    if (len < 28 || memcmp(data, magic, 8) != 0) {
-        st = nr__fail(NR_EFORMAT, "%s: not a neurite model (%s)", path, len < 8 ? "too short" : "bad magic");
-        goto done;
+    model_parts m = {0};
+    if (!(st = check_file(path, data, len, &flags))) {
+        nr__reader r = {data + 24, data + len - 4, path, NULL, NR_OK};
+        st = read_sections(&r, extra, &m);
     }
-    uint32_t version = nr__get_u32le(data + 8), flags = nr__get_u32le(data + 12);
-    uint64_t stated = nr__get_u64le(data + 16);
-    if (version == 0 || version > NR__FORMAT_VERSION) {
-        st = nr__fail(NR_EFORMAT, "%s: model format version %u; this neurite reads versions 1 to %d (a newer "
-                                  "neurite wrote it?)", path, version, NR__FORMAT_VERSION);
-        goto done;
-    }
-    if (stated != len) {
-        st = nr__fail(NR_EFORMAT, "%s: %s: the header says %llu bytes, the file has %zu", path,
-                      stated > len ? "truncated" : "trailing bytes", (unsigned long long)stated, len);
-        goto done;
-    }
-    uint32_t want = nr__get_u32le(data + len - 4), got = nr__crc32(0, data, len - 4);
-    if (want != got) {
-        st = nr__fail(NR_EFORMAT, "%s: checksum mismatch (stored %08x, computed %08x): the file is damaged", path,
-                      want, got);
-        goto done;
-    }
-    r.p = data + 24;
-    r.end = data + len - 4;
-    bool have_scaling = false, have_tensors = false;
-    while (r.p < r.end && !r.st) {
-        char tag[5] = {0};
-        uint64_t size;
-        r.where = NULL;
-        if (!nr__get(&r, tag, 4) || !nr__get_u64(&r, &size))
-            break;
-        if (size > (uint64_t)(r.end - r.p)) {
-            nr__reader_fail(&r, "section %s of %llu bytes runs past the end", tag, (unsigned long long)size);
-            break;
-        }
-        nr__reader sec = {r.p, r.p + size, path, tag, NR_OK};
-        r.p += size;
-        if (strcmp(tag, "ARCH") == 0) {
-            if (net)
-                nr__reader_fail(&sec, "appears twice");
-            else
-                net = read_arch(&sec, (size_t)(r.end - r.p));
-            if (!net && !sec.st)
-                sec.st = NR_ENOMEM;
-        } else if (strcmp(tag, "SCAL") == 0 || strcmp(tag, "TENS") == 0) {
-            if (!net)
-                nr__reader_fail(&sec, "comes before ARCH");
-            else if (tag[0] == 'S')
-                have_scaling = read_scaling(&sec, net);
-            else
-                have_tensors = read_tensors(&sec, net);
-        } else if (extra && extra->read) {
-            if (!net)
-                nr__reader_fail(&sec, "comes before ARCH");
-            else
-                extra->read(&sec, tag, extra->read_ctx);
-        } else if (tag[0] >= 'A' && tag[0] <= 'Z') {
-            /* Upper-case sections are required reading (like PNG's critical chunks); lower-case may be skipped. */
-            nr__reader_fail(&sec, "unknown required section (made by a newer neurite?)");
-        }
-        if (!sec.st && sec.p != sec.end && (strcmp(tag, "ARCH") == 0 || strcmp(tag, "SCAL") == 0 ||
-                                            strcmp(tag, "TENS") == 0))
-            nr__reader_fail(&sec, "%td unexpected bytes at its end", sec.end - sec.p);
-        r.st = sec.st;
-    }
-    if (!r.st && (!net || !have_scaling || !have_tensors))
-        r.st = nr__fail(NR_EFORMAT, "%s: incomplete model: the %s section is missing", path,
-                        !net ? "ARCH" : !have_scaling ? "SCAL" : "TENS");
-    st = r.st;
     if (!st) {
-        *out = net;
-        net = NULL;
+        *out = m.net;
+        m.net = NULL;
         if (flags_out)
             *flags_out = flags;
     }
-done:
-    nr_net_free(net);
+    nr_net_free(m.net);
     free(data);
     return st;
 }

@@ -144,6 +144,137 @@ static nr_status parse_header(const char *path, const char *text, size_t len, np
     return NR_OK;
 }
 
+/* The preamble: magic, version, and where the header dict starts and how long it is. */
+static nr_status read_preamble(FILE *f, const char *path, size_t *hstart, size_t *hlen)
+{
+    unsigned char pre[12];
+    if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0)
+        return nr__fail(NR_EFORMAT, "%s: not a .npy file (bad magic)", path);
+    int major = pre[6];
+    if (major == 1) {
+        *hlen = (size_t)pre[8] | (size_t)pre[9] << 8;
+        *hstart = 10;
+    } else if (major == 2 || major == 3) {
+        if (fread(pre + 10, 1, 2, f) != 2)
+            return nr__fail(NR_EFORMAT, "%s: truncated .npy header", path);
+        *hlen = nr__get_u32le(pre + 8);
+        *hstart = 12;
+    } else {
+        return nr__fail(NR_EFORMAT, "%s: unsupported .npy version %d.%d", path, major, pre[7]);
+    }
+    if (*hlen > (1u << 20))
+        return nr__fail(NR_EFORMAT, "%s: .npy header of %zu bytes is implausibly long", path, *hlen);
+    return NR_OK;
+}
+
+/* The header dict, read and parsed. */
+static nr_status read_header(FILE *f, const char *path, size_t hlen, npy_header *h)
+{
+    char *header = malloc(hlen + 1);
+    if (!header)
+        return nr__fail(NR_ENOMEM, "%s: out of memory", path);
+    nr_status st = fread(header, 1, hlen, f) == hlen ? NR_OK
+                                                     : nr__fail(NR_EFORMAT, "%s: truncated .npy header", path);
+    if (!st) {
+        header[hlen] = 0;
+        st = parse_header(path, header, hlen, h);
+    }
+    free(header);
+    return st;
+}
+
+/* What neurite reads: little-endian float32 or float64, C order, 1 to 4 dimensions. Sets the item size. */
+static nr_status check_kind(const char *path, const npy_header *h, size_t *item)
+{
+    if (strcmp(h->descr, "<f4") == 0 || strcmp(h->descr, "<f8") == 0)
+        *item = h->descr[2] == '4' ? 4 : 8;
+    else if (strcmp(h->descr, ">f4") == 0 || strcmp(h->descr, ">f8") == 0)
+        return nr__fail(NR_EFORMAT, "%s: big-endian dtype '%s' is not supported; save with arr.astype('<f4')", path,
+                        h->descr);
+    else
+        return nr__fail(NR_EFORMAT, "%s: unsupported dtype '%s' (neurite reads float32 '<f4' or float64 '<f8')",
+                        path, h->descr);
+    if (h->fortran_order)
+        return nr__fail(NR_EFORMAT, "%s: Fortran-order arrays are not supported; save np.ascontiguousarray(arr)",
+                        path);
+    if (h->ndim < 1 || h->ndim > NR_MAX_DIMS)
+        return nr__fail(NR_EFORMAT, "%s: arrays of %s dimensions are not supported (1 to %d)", path,
+                        h->ndim < 1 ? "0" : "more than 4", NR_MAX_DIMS);
+    return NR_OK;
+}
+
+/* The number of values, checked against the bytes the file holds after the header, before any allocation. */
+static nr_status check_size(const char *path, const npy_header *h, size_t item, size_t file_size, size_t data_start,
+                            size_t *count)
+{
+    *count = 1;
+    for (int i = 0; i < h->ndim; i++) {
+        if (h->shape[i] == 0)
+            return nr__fail(NR_EFORMAT, "%s: empty array (dimension %d is 0)", path, i);
+        if (!nr__mul(*count, h->shape[i], count) || *count > NR_MAX_FLOATS)
+            return nr__fail(NR_EFORMAT, "%s: the shape in the .npy header is too large (more than %zu values)", path,
+                            (size_t)NR_MAX_FLOATS);
+    }
+    size_t bytes = *count * item, have = file_size > data_start ? file_size - data_start : 0;
+    if (have < bytes)
+        return nr__fail(NR_EFORMAT, "%s: truncated: the header promises %zu values (%zu bytes) but %zu bytes follow",
+                        path, *count, bytes, have);
+    if (have > bytes)
+        return nr__fail(NR_EFORMAT, "%s: %zu unexpected bytes after the data", path, have - bytes);
+    return NR_OK;
+}
+
+/* The values, converted to float32 in chunks. */
+static nr_status read_body(FILE *f, const char *path, size_t item, size_t count, float *out)
+{
+    unsigned char chunk[8192];
+    for (size_t i = 0; i < count;) {
+        size_t m = count - i < sizeof chunk / item ? count - i : sizeof chunk / item;
+        if (fread(chunk, item, m, f) != m)
+            return nr__fail(NR_EFORMAT, "%s: truncated data after %zu of %zu values", path, i, count);
+        if (item == 4) {
+            nr__floats_from_le(out + i, chunk, m);
+        } else {
+            for (size_t j = 0; j < m; j++) {
+                uint64_t u = nr__get_u64le(chunk + 8 * j);
+                double d;
+                memcpy(&d, &u, 8);
+                out[i + j] = (float)d;
+            }
+        }
+        i += m;
+    }
+    if (fgetc(f) != EOF)
+        return nr__fail(NR_EFORMAT, "%s: unexpected bytes after the data", path);
+    return NR_OK;
+}
+
+/* Header, size check and body of an open file. */
+static nr_status load_open(FILE *f, const char *path, nr_tensor **out)
+{
+    /* The data's length is checked against the file's before memory is allocated for it. The length of a pipe
+     * or a device cannot be known in advance, and trusting the header there would let it ask for any amount. */
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode))
+        return nr__fail(NR_EIO, "%s: not a regular file", path);
+    size_t hstart = 0, hlen = 0, item = 0, count = 0;
+    npy_header h;
+    nr_status st;
+    if ((st = read_preamble(f, path, &hstart, &hlen)) || (st = read_header(f, path, hlen, &h)) ||
+        (st = check_kind(path, &h, &item)) ||
+        (st = check_size(path, &h, item, (size_t)sb.st_size, hstart + hlen, &count)))
+        return st;
+    nr_tensor *t = nr_tensor_new(h.ndim, h.shape);
+    if (!t)
+        return nr__prefix(NR_ENOMEM, "%s", path);
+    if ((st = read_body(f, path, item, count, t->data))) {
+        nr_tensor_free(t);
+        return st;
+    }
+    *out = t;
+    return NR_OK;
+}
+
 nr_status nr_npy_load(const char *path, nr_tensor **out)
 {
     if (!path || !out)
@@ -152,135 +283,7 @@ nr_status nr_npy_load(const char *path, nr_tensor **out)
     FILE *f = fopen(path, "rb");
     if (!f)
         return nr__fail(NR_EIO, "%s: cannot open: %s", path, strerror(errno));
-    nr_status st = NR_OK;
-    char *header = NULL;
-    nr_tensor *t = NULL;
-    unsigned char pre[12];
-    /* The data's length is checked against the file's before memory is allocated for it. The length of a pipe
-     * or a device cannot be known in advance, and trusting the header there would let it ask for any amount. */
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        st = nr__fail(NR_EIO, "%s: not a regular file", path);
-        goto done;
-    }
-    if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
-        st = nr__fail(NR_EFORMAT, "%s: not a .npy file (bad magic)", path);
-        goto done;
-    }
-    int major = pre[6];
-    size_t hlen, hstart;
-    if (major == 1) {
-        hlen = (size_t)pre[8] | (size_t)pre[9] << 8;
-        hstart = 10;
-    } else if (major == 2 || major == 3) {
-        if (fread(pre + 10, 1, 2, f) != 2) {
-            st = nr__fail(NR_EFORMAT, "%s: truncated .npy header", path);
-            goto done;
-        }
-        hlen = nr__get_u32le(pre + 8);
-        hstart = 12;
-    } else {
-        st = nr__fail(NR_EFORMAT, "%s: unsupported .npy version %d.%d", path, major, pre[7]);
-        goto done;
-    }
-    if (hlen > (1u << 20)) {
-        st = nr__fail(NR_EFORMAT, "%s: .npy header of %zu bytes is implausibly long", path, hlen);
-        goto done;
-    }
-    header = malloc(hlen + 1);
-    if (!header) {
-        st = nr__fail(NR_ENOMEM, "%s: out of memory", path);
-        goto done;
-    }
-    if (fread(header, 1, hlen, f) != hlen) {
-        st = nr__fail(NR_EFORMAT, "%s: truncated .npy header", path);
-        goto done;
-    }
-    header[hlen] = 0;
-    npy_header h;
-    if ((st = parse_header(path, header, hlen, &h)))
-        goto done;
-    size_t item;
-    if (strcmp(h.descr, "<f4") == 0)
-        item = 4;
-    else if (strcmp(h.descr, "<f8") == 0)
-        item = 8;
-    else if (strcmp(h.descr, ">f4") == 0 || strcmp(h.descr, ">f8") == 0) {
-        st = nr__fail(NR_EFORMAT, "%s: big-endian dtype '%s' is not supported; save with "
-                                  "arr.astype('<f4')", path, h.descr);
-        goto done;
-    } else {
-        st = nr__fail(NR_EFORMAT, "%s: unsupported dtype '%s' (neurite reads float32 '<f4' or float64 '<f8')",
-                      path, h.descr);
-        goto done;
-    }
-    if (h.fortran_order) {
-        st = nr__fail(NR_EFORMAT, "%s: Fortran-order arrays are not supported; save "
-                                  "np.ascontiguousarray(arr)", path);
-        goto done;
-    }
-    if (h.ndim < 1 || h.ndim > NR_MAX_DIMS) {
-        st = nr__fail(NR_EFORMAT, "%s: arrays of %s dimensions are not supported (1 to %d)", path,
-                      h.ndim < 1 ? "0" : "more than 4", NR_MAX_DIMS);
-        goto done;
-    }
-    size_t count = 1, bytes;
-    for (int i = 0; i < h.ndim; i++) {
-        if (h.shape[i] == 0) {
-            st = nr__fail(NR_EFORMAT, "%s: empty array (dimension %d is 0)", path, i);
-            goto done;
-        }
-        if (!nr__mul(count, h.shape[i], &count) || count > NR_MAX_FLOATS) {
-            st = nr__fail(NR_EFORMAT, "%s: the shape in the .npy header is too large (more than %zu values)", path,
-                          (size_t)NR_MAX_FLOATS);
-            goto done;
-        }
-    }
-    bytes = count * item;
-    /* The data's length against the file's, before allocating for it. */
-    size_t have = (size_t)sb.st_size > hstart + hlen ? (size_t)sb.st_size - hstart - hlen : 0;
-    if (have < bytes) {
-        st = nr__fail(NR_EFORMAT, "%s: truncated: the header promises %zu values (%zu bytes) but %zu bytes "
-                                  "follow", path, count, bytes, have);
-        goto done;
-    }
-    if (have > bytes) {
-        st = nr__fail(NR_EFORMAT, "%s: %zu unexpected bytes after the data", path, have - bytes);
-        goto done;
-    }
-    t = nr_tensor_new(h.ndim, h.shape);
-    if (!t) {
-        st = nr__prefix(NR_ENOMEM, "%s", path);
-        goto done;
-    }
-    unsigned char chunk[8192];
-    for (size_t i = 0; i < count;) {
-        size_t m = count - i < sizeof chunk / item ? count - i : sizeof chunk / item;
-        if (fread(chunk, item, m, f) != m) {
-            st = nr__fail(NR_EFORMAT, "%s: truncated data after %zu of %zu values", path, i, count);
-            goto done;
-        }
-        if (item == 4) {
-            nr__floats_from_le(t->data + i, chunk, m);
-        } else {
-            for (size_t j = 0; j < m; j++) {
-                uint64_t u = nr__get_u64le(chunk + 8 * j);
-                double d;
-                memcpy(&d, &u, 8);
-                t->data[i + j] = (float)d;
-            }
-        }
-        i += m;
-    }
-    if (fgetc(f) != EOF) {
-        st = nr__fail(NR_EFORMAT, "%s: unexpected bytes after the data", path);
-        goto done;
-    }
-    *out = t;
-    t = NULL;
-done:
-    nr_tensor_free(t);
-    free(header);
+    nr_status st = load_open(f, path, out);
     fclose(f);
     return st;
 }

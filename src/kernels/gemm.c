@@ -318,7 +318,9 @@ static void block_scalar(const simd_job *j, size_t i0, size_t i1, size_t j0, siz
         }
 }
 
-/* Rows [i0, i1) x columns [j0, j1) of C: one thread's share. */
+/* Rows [i0, i1) x columns [j0, j1) of C: one thread's share. Kept whole (it is the blocking loop nest of the
+ * design note in docs/gemm.md, column blocks > k blocks > row panels > tiles): split into functions, its
+ * blocking would hide behind the calls. */
 static void simd_block(const simd_job *j, size_t i0, size_t i1, size_t j0, size_t j1)
 {
     const simd_kernels *kern = j->kern;

@@ -107,7 +107,8 @@ static inline __attribute__((always_inline)) void store256(float *cp, __mmask8 m
  * that execute 512-bit FMAs as two 256-bit halves (Zen 4), and the same as a zmm elsewhere.
  * A element (r, p) is at a[r * a_rs + p * a_ks]; B row p of the panel starts at b + p * b_ks.
  * With TRANS the tile is C transposed (C^T = op(B)^T op(A)^T, for C of fewer columns than a vector): tile
- * element (r, x) goes to c[x * ldc + r], through an in-register transpose. */
+ * element (r, x) goes to c[x * ldc + r], through an in-register transpose. One function on purpose: the
+ * compiler must see the whole register-blocked loop to keep its accumulators in registers. */
 static inline __attribute__((always_inline)) void tile(const int MR, const int NV, const int HALF,
                                                        const int TRANS, size_t kc, const float *a, size_t a_rs,
                                                        size_t a_ks, const float *b, size_t b_ks, __mmask16 tail,
