@@ -385,22 +385,43 @@ float nr_lr_at(nr_schedule schedule, float base, uint64_t step, uint64_t total, 
 
 typedef struct nr_dataset nr_dataset;
 
+/* What a table's label columns hold: class labels (numbers 0 to 65535, or text naming the classes), or numeric
+ * targets to predict (regression). */
+typedef enum nr_task { NR_TASK_CLASSIFY = 0, NR_TASK_REGRESS } nr_task;
+
+/* What a missing value in a table (an empty field, NA, N/A or ?) does. */
+typedef enum nr_missing {
+    NR_MISSING_REFUSE = 0,  /* the file is refused, naming the line and the column */
+    NR_MISSING_DROP,        /* the row is left out */
+    NR_MISSING_MEAN         /* filled with the column's mean (text columns: their most frequent value) */
+} nr_missing;
+
 typedef struct nr_data_options {
-    const char *label;  /* CSV and .npy: the label column, by header name or 0-based index; NULL: the last */
+    const char *label;  /* CSV and .npy: the label column, by header name or 0-based index; NULL: the last.
+                           Regression: several, separated by commas ("price,rent") */
     int header;         /* CSV: 0 guess (a first row that is not all numbers is a header), 1 yes, 2 no */
     int unlabeled;      /* 1: samples only, for predictions: CSV and .npy have no label column, IDX images need
                            no labels file; every label is 0 */
+    nr_task task;       /* CSV: classes (the default) or numeric targets */
+    nr_missing missing; /* CSV: what an empty, NA or ? field does */
+    const nr_net *model;/* CSV: read the file as this trained model's inputs: its columns, their text values
+                           (a value it never saw is refused), its class names and its missing-value rule */
 } nr_data_options;
 
-/* Reads a labelled data set; the form is told by the name:
+/* Reads a labelled data set; the form is told by the name (or a folder):
  *   IDX, MNIST's format, plain or gzip-compressed (".gz"): `path` is the images file (e.g.
  *     train-images-idx3-ubyte.gz); the labels file beside it has "labels-idx1" where the name has
  *     "images-idx3". Images are unsigned bytes, 2 or 3 dimensions per sample (h, w or h, w, c).
  *   CSV (".csv"): numbers separated by commas, one sample per line, an optional header.
  *   NumPy (".npy"): a 2-D float32/float64 array, one sample per row.
- * For CSV and .npy the label column (options->label) must hold whole numbers from 0 to 65535; the others are
- * the features. Everything is checked: the file's length against its header, ragged rows, NaN and Inf,
- * labels out of range; a refusal names the file and the line, row or byte offset. */
+ *   A folder: one sub-folder per class (its name is the class's), of PNG or JPEG images (built with an
+ *     image decoder; nr_image_decoder() says), all turned into the size and channels of the first image.
+ * For .npy the label column (options->label) must hold whole numbers from 0 to 65535; the others are the
+ * features. A CSV's label column may hold those numbers or text (the classes are then its sorted distinct
+ * values, named by nr_data_class_name); its feature columns may hold numbers or text, a text column becoming
+ * one input per distinct value (one-hot). Everything is checked: the file's length against its header,
+ * ragged rows, NaN and Inf, labels out of range, missing values; a refusal names the file and the line, row
+ * or byte offset, and the column. */
 nr_status nr_data_load(const char *path, const nr_data_options *options, nr_dataset **out);
 
 /* The same for an IDX pair named explicitly; labels_path NULL loads the images alone (labels 0). */
@@ -422,6 +443,12 @@ size_t nr_data_classes(const nr_dataset *data);
 /* Whether samples are images stored as bytes (IDX), which augmentation and unit scaling treat as pixels. */
 int nr_data_is_image(const nr_dataset *data);
 const int32_t *nr_data_labels(const nr_dataset *data);
+/* The name of class i when the labels were text (NULL otherwise, or out of range). */
+const char *nr_data_class_name(const nr_dataset *data, size_t i);
+/* Regression: the number of targets per sample (0 for classes), their raw values (n * targets) and names. */
+size_t nr_data_target_count(const nr_dataset *data);
+const float *nr_data_targets(const nr_dataset *data);
+const char *nr_data_target_name(const nr_dataset *data, size_t i);
 /* Copies the raw (unscaled) features of sample i into x. */
 nr_status nr_data_sample(const nr_dataset *data, size_t i, float *x);
 
@@ -441,13 +468,26 @@ typedef enum nr_scaling {
 } nr_scaling;
 
 /* Computes the scaling from a training set (never from test data) and stores it in the network; every
- * later nr_net_predict, nr_evaluate and nr_train applies it. Constant columns get scale 1. */
+ * later nr_net_predict, nr_evaluate and nr_train applies it. Constant columns get scale 1. The network also
+ * keeps what the data says of itself: a table's column encoding (text values, missing-value rule) and class
+ * names, and for regression the targets' names, means and deviations (targets are learnt standardised and
+ * predicted in their own units). */
 nr_status nr_net_fit_scaling(nr_net *net, const nr_dataset *train, nr_scaling kind);
 nr_scaling nr_net_scaling(const nr_net *net);
 
+/* What a trained network knows of its data: the task, the name of class i (NULL if the classes had no
+ * names), the number of regression targets and their names. */
+nr_task nr_net_task(const nr_net *net);
+const char *nr_net_class_name(const nr_net *net, size_t i);
+size_t nr_net_target_count(const nr_net *net);
+const char *nr_net_target_name(const nr_net *net, size_t i);
+/* A description of the network's input columns ("3 columns: age (number), colour (text: blue, green, red),
+ * ..."), written into buf; "" when the inputs are plain numbers. */
+void nr_net_describe_inputs(const nr_net *net, char *buf, size_t cap);
+
 /* Runs the trained network on n raw samples (scaled as trained) and writes n * outputs floats into `out`:
- * class probabilities (softmax) for a network trained with cross-entropy, the outputs as they are
- * otherwise. Works in chunks, so n may be large. */
+ * class probabilities (softmax) for a network trained with cross-entropy, the predicted targets in their own
+ * units for regression, the outputs as they are otherwise. Works in chunks, so n may be large. */
 nr_status nr_net_predict(nr_net *net, const float *x, size_t n, float *out);
 
 /* The loss the network was trained with (NR_LOSS_XENT for classifiers); it decides what predict returns.
@@ -580,9 +620,13 @@ typedef struct nr_eval {
     size_t classes;
     double loss, accuracy;
     size_t *confusion;           /* classes x classes, row = true class, column = predicted; malloc'd */
+    /* Regression (targets > 0; accuracy and confusion are then unset): per target, in its own units. */
+    size_t targets;
+    double *mae, *rmse, *r2;     /* mean absolute error, root mean squared error, R^2; malloc'd */
 } nr_eval;
 
-/* Evaluates a classifier on a labelled data set (loss = the network's head). Free with nr_eval_free. */
+/* Evaluates a classifier (or a regression) on a labelled data set (loss = the network's head). Free with
+ * nr_eval_free. */
 nr_status nr_evaluate(nr_net *net, const nr_dataset *data, nr_eval *out);
 
 /* The same with the work shared by the processes of `comm` (NULL: alone): each evaluates its part of the data

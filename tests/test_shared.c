@@ -149,7 +149,7 @@ static void run_world(int size, const char *spec, const nr_train_config *cfg, nr
     for (int r = 0; r < size; r++) {
         jobs[r] = (job){.comm_ctx = {&w, r}, .spec = spec, .cfg = *cfg, .train = train[r] ? train[r] : train[0],
                         .val = val, .stop_at_batch = r == stop_rank ? stop_batch : 0};
-        jobs[r].comm = (nr_comm){r, size, sum_floats, sum_doubles, gather_floats, &jobs[r].comm_ctx};
+        jobs[r].comm = (nr_comm){r, size, sum_floats, sum_doubles, gather_floats, &jobs[r].comm_ctx, NULL, NULL};
         pthread_create(&threads[r], NULL, run_rank, &jobs[r]);
     }
     for (int r = 0; r < size; r++)

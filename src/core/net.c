@@ -56,6 +56,11 @@ void nr_net_free(nr_net *net)
     free(net->tensors);
     free(net->scaling.shift);
     free(net->scaling.scale);
+    nr__encoding_free(net->encoding);
+    nr__free_strings(net->class_names, net->n_class_names);
+    nr__free_strings(net->target_names, net->n_targets);
+    free(net->target_mean);
+    free(net->target_scale);
     nr__free(net->predict_buf);
     free(net);
 }

@@ -32,6 +32,35 @@ typedef struct nr__scaling {
     float *shift, *scale;
 } nr__scaling;
 
+/* How a table's raw columns became its features: numbers as they are, text one input per distinct value
+ * (one-hot, in sorted order). The network keeps it (nr_net_fit_scaling), so that a file given to predict is
+ * read the way the training file was. */
+typedef struct nr__column {
+    char *name;          /* from the header, or NULL */
+    char **categories;   /* a text column's distinct values, sorted; NULL for a numeric column */
+    size_t n_categories;
+    float fill;          /* NR_MISSING_MEAN: the training mean, or the index of the most frequent value */
+} nr__column;
+
+typedef struct nr__encoding {
+    nr__column *columns; /* the feature columns, in the file's order */
+    size_t n_columns;
+    int missing;         /* the nr_missing rule the data was read with */
+} nr__encoding;
+
+/* ---- names and encodings (encoding.c) ---- */
+
+/* Frees `count` strings and the array. */
+void nr__free_strings(char **strings, size_t count);
+/* A copy of `count` strings (entries may be NULL); NULL with the message set if out of memory. */
+char **nr__copy_strings(char *const *strings, size_t count);
+void nr__encoding_free(nr__encoding *e);
+nr__encoding *nr__encoding_copy(const nr__encoding *e);
+/* The features an encoding produces: 1 per numeric column, one per category of a text column. */
+size_t nr__encoding_width(const nr__encoding *e);
+/* The index of `text` (len bytes) among a column's sorted categories, or -1. */
+long nr__category_index(const nr__column *c, const char *text, size_t len);
+
 struct nr_net {
     size_t in_shape[3], in_size;
     nr_layer *layers;
@@ -54,6 +83,13 @@ struct nr_net {
     nr_rng rng;        /* dropout draws from it */
     nr__scaling scaling;
     nr_loss head;      /* the loss the network was trained with: what nr_net_predict returns */
+    /* What the network knows of its data (nr_net_fit_scaling, model files). */
+    nr__encoding *encoding;    /* a table's columns: text one-hot, the missing-value rule; NULL: plain numbers */
+    char **class_names;        /* n_class_names, or NULL */
+    size_t n_class_names;
+    size_t n_targets;          /* regression: targets per sample (0: classes) */
+    char **target_names;       /* n_targets (entries may be NULL), or NULL */
+    float *target_mean, *target_scale;  /* targets are learnt as (t - mean) * scale and predicted back */
     float *predict_buf;  /* scaled inputs for nr_net_predict, grown on demand */
     size_t predict_cap;
     /* Called by nr_net_backward as soon as layer i's parameter gradients are final, from the last layer to

@@ -12,6 +12,11 @@ struct nr_dataset {
     float *f32;          /* tables: n * features floats, or NULL */
     int32_t *labels;     /* n labels, each in [0, classes) */
     size_t classes;      /* 1 + the largest label */
+    char **class_names;  /* `classes` names when the labels were text (or folders), else NULL */
+    float *targets;      /* regression: n * n_targets raw values, or NULL */
+    size_t n_targets;
+    char **target_names; /* n_targets names (NULL entries without a header), or NULL */
+    nr__encoding *encoding;  /* a table read with text columns or a missing-value rule, else NULL */
 };
 
 /* Builds one batch: the samples idx[0..n) scaled by `scaling` (NULL or kind 0: raw values) into x
@@ -29,7 +34,7 @@ void nr__data_skip_shifts(nr_rng *rng, size_t count, int shift);
  * be `raw`. */
 void nr__scale_rows(const nr__scaling *scaling, const float *raw, float *out, size_t n, size_t features);
 
-/* ---- shared by the readers (data.c, data_idx.c, data_csv.c) ---- */
+/* ---- shared by the readers (dataset.c, idx.c, csv_table.c, npy_table.c) ---- */
 
 /* The most samples a data set may hold, so that sample indices fit the trainer's uint32_t. */
 #define NR__MAX_SAMPLES ((size_t)1 << 31)
@@ -37,6 +42,13 @@ void nr__scale_rows(const nr__scaling *scaling, const float *raw, float *out, si
 /* A new set of n samples of the given shape, its values and labels not yet filled in, stored as bytes
  * (`bytes`) or floats. Refuses absurd sizes (NR_EINVAL) before allocating. */
 nr_status nr__data_new(size_t n, const size_t shape[3], bool bytes, nr_dataset **out);
+
+/* Makes the network keep what the data says of itself: the encoding, the class and target names, and the
+ * targets' means and deviations (encoding.c). All or nothing. */
+nr_status nr__net_adopt_data(nr_net *net, const nr_dataset *d);
+
+/* Gives `to` (a part of `from`) the same classes, class and target names and encoding. */
+nr_status nr__data_copy_names(const nr_dataset *from, nr_dataset *to);
 
 /* Sets `classes` from the labels (1 + the largest). */
 void nr__data_count_classes(nr_dataset *d);

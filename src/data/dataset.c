@@ -71,6 +71,10 @@ void nr_data_free(nr_dataset *data)
     free(data->u8);
     free(data->f32);
     free(data->labels);
+    free(data->targets);
+    nr__free_strings(data->class_names, data->classes);
+    nr__free_strings(data->target_names, data->n_targets);
+    nr__encoding_free(data->encoding);
     free(data);
 }
 
@@ -79,6 +83,18 @@ size_t nr_data_features(const nr_dataset *data) { return data ? data->features :
 size_t nr_data_classes(const nr_dataset *data) { return data ? data->classes : 0; }
 int nr_data_is_image(const nr_dataset *data) { return data && data->u8 != NULL; }
 const int32_t *nr_data_labels(const nr_dataset *data) { return data ? data->labels : NULL; }
+size_t nr_data_target_count(const nr_dataset *data) { return data ? data->n_targets : 0; }
+const float *nr_data_targets(const nr_dataset *data) { return data ? data->targets : NULL; }
+
+const char *nr_data_class_name(const nr_dataset *data, size_t i)
+{
+    return data && data->class_names && i < data->classes ? data->class_names[i] : NULL;
+}
+
+const char *nr_data_target_name(const nr_dataset *data, size_t i)
+{
+    return data && data->target_names && i < data->n_targets ? data->target_names[i] : NULL;
+}
 
 void nr_data_shape(const nr_dataset *data, size_t shape[3])
 {
@@ -188,7 +204,11 @@ nr_status nr_data_split(nr_dataset *data, size_t count, nr_rng *rng, nr_dataset 
         return st;
     uint32_t *order = malloc(n * sizeof *order);
     bool *chosen = calloc(n, sizeof *chosen);
-    if (!order || !chosen) {
+    if (data->targets && !(h->targets = malloc(count * data->n_targets * sizeof *h->targets)))
+        st = NR_ENOMEM;
+    if (!st)
+        st = nr__data_copy_names(data, h);
+    if (!order || !chosen || st) {
         nr_data_free(h);
         free(order);
         free(chosen);
@@ -208,14 +228,18 @@ nr_status nr_data_split(nr_dataset *data, size_t count, nr_rng *rng, nr_dataset 
     size_t bytes = data->u8 ? f : f * sizeof(float);
     unsigned char *src = data->u8 ? (unsigned char *)data->u8 : (unsigned char *)data->f32;
     unsigned char *dst_held = h->u8 ? (unsigned char *)h->u8 : (unsigned char *)h->f32;
-    size_t kept = 0, moved = 0;
+    size_t kept = 0, moved = 0, t = data->n_targets;
     for (size_t i = 0; i < n; i++) {
         if (chosen[i]) {
             memcpy(dst_held + moved * bytes, src + i * bytes, bytes);
+            if (t)
+                memcpy(h->targets + moved * t, data->targets + i * t, t * sizeof(float));
             h->labels[moved++] = data->labels[i];
         } else {
             if (kept != i)
                 memcpy(src + kept * bytes, src + i * bytes, bytes);
+            if (t && kept != i)
+                memmove(data->targets + kept * t, data->targets + i * t, t * sizeof(float));
             data->labels[kept++] = data->labels[i];
         }
     }
@@ -252,6 +276,20 @@ nr_status nr_data_truncate(nr_dataset *data, size_t count)
     int32_t *l = realloc(data->labels, count * sizeof *l);
     if (l)
         data->labels = l;
+    float *t = data->targets ? realloc(data->targets, count * data->n_targets * sizeof *t) : NULL;
+    if (t)
+        data->targets = t;
+    return NR_OK;
+}
+
+nr_status nr__data_copy_names(const nr_dataset *from, nr_dataset *to)
+{
+    to->classes = from->classes;
+    to->n_targets = from->n_targets;
+    if ((from->class_names && !(to->class_names = nr__copy_strings(from->class_names, from->classes))) ||
+        (from->target_names && !(to->target_names = nr__copy_strings(from->target_names, from->n_targets))) ||
+        (from->encoding && !(to->encoding = nr__encoding_copy(from->encoding))))
+        return NR_ENOMEM;
     return NR_OK;
 }
 
@@ -358,6 +396,9 @@ nr_status nr_net_fit_scaling(nr_net *net, const nr_dataset *train, nr_scaling ki
     if (net->in_size != train->features)
         return nr__fail(NR_ESHAPE, "the network takes %zu inputs but the data set's samples have %zu features",
                         net->in_size, train->features);
+    nr_status st = nr__net_adopt_data(net, train);
+    if (st)
+        return st;
     if (kind == NR_SCALE_NONE) {
         set_scaling(net, 0, 0, NULL, NULL);
         return NR_OK;
@@ -369,7 +410,6 @@ nr_status nr_net_fit_scaling(nr_net *net, const nr_dataset *train, nr_scaling ki
         free(scale);
         return nr__fail(NR_ENOMEM, "out of memory for the scaling of %zu features", count);
     }
-    nr_status st = NR_OK;
     if (train->u8)
         fit_image(train, kind, shift, scale);
     else

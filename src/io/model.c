@@ -142,6 +142,7 @@ static void put_all(nr__sink *s, const nr_net *net, const nr__extra *extra, uint
     nr__put_section(s, "ARCH", put_arch, net);
     nr__put_section(s, "SCAL", put_scaling, net);
     nr__put_section(s, "TENS", put_tensors, net);
+    nr__put_data_sections(s, net);
     if (extra && extra->write)
         extra->write(s, extra->ctx);
 }
@@ -507,6 +508,8 @@ static void read_section(nr__reader *r, nr__reader *sec, const char *tag, const 
             m->have_scaling = read_scaling(sec, m->net);
         else
             m->have_tensors = read_tensors(sec, m->net);
+    } else if (m->net && nr__read_data_section(sec, tag, m->net)) {
+        /* read (or refused) there */
     } else if (extra && extra->read) {
         if (!m->net)
             nr__reader_fail(sec, "comes before ARCH");

@@ -4,6 +4,7 @@
 
 #include "io/io.h"
 #include "core/net.h"
+#include "data/data.h"
 
 /* 1: the first format; 2: image layers (conv2d, pooling, flatten, batchnorm, dropout). Older files load. */
 #define NR__FORMAT_VERSION 2
@@ -60,5 +61,10 @@ nr_status nr__model_write(const nr_net *net, const char *path, const nr__extra *
 nr_status nr__model_read(const char *path, nr_net **out, const nr__extra *extra, uint32_t *flags);
 
 enum { NR__FLAG_CHECKPOINT = 1 };
+
+/* The sections that say what the network knows of its data (model_meta.c): written after TENS; a section
+ * read by nr__read_data_section returns 1 (failures on the reader), any other 0. */
+void nr__put_data_sections(nr__sink *s, const nr_net *net);
+int nr__read_data_section(nr__reader *r, const char tag[4], nr_net *net);
 
 #endif

@@ -51,6 +51,9 @@ nr_status nr_net_predict(nr_net *net, const float *x, size_t n, float *out)
             return st;
         if (net->head == NR_LOSS_XENT)
             nr__softmax_rows(y, out + i * d, m, d);
+        else if (net->n_targets == d)  /* a regression: back to the targets' own units */
+            for (size_t k = 0; k < m * d; k++)
+                out[i * d + k] = y[k] / net->target_scale[k % d] + net->target_mean[k % d];
         else
             memcpy(out + i * d, y, m * d * sizeof(float));
     }
@@ -98,15 +101,16 @@ static nr_status evaluate_range(nr_net *net, const nr__task *task, const nr_data
         nr__data_gather(d, b->order + i, m, &net->scaling, b->x, b->labels, NULL, 0);
         const float *y;
         double loss;
+        nr__batch_view view = {net, d, b->order + i, m, out};
         nr_status st = nr_net_forward(net, b->x, m, 0, &y);
         if (!st)
-            task->targets(b, m, out, net->head);
+            task->targets(&view, b, net->head);
         if (!st)
             st = nr_net_loss(net, net->head, b->targets, b->labels, &loss);
         if (st)
             return st;
         nr__tally_loss(tally, net->head, loss, m);
-        task->score(y, b, m, out, tally, confusion, classes);
+        task->score(&view, y, b, tally, confusion, classes);
     }
     return NR_OK;
 }
@@ -148,6 +152,16 @@ nr_status nr__check_data(const nr_net *net, const nr_dataset *d, const char *wha
         return nr__fail(NR_ESHAPE, "the %s data has %zu features per sample, the network takes %zu", what,
                         d->features, net->in_size);
     size_t out = nr_net_output_size(net);
+    if (d->n_targets && d->n_targets != net->n_targets)
+        return nr__fail(NR_ESHAPE, "the %s data has %zu regression targets, the network knows %zu (fit its scaling "
+                                   "on the training data first: nr_net_fit_scaling)", what, d->n_targets,
+                        net->n_targets);
+    if (d->n_targets && d->n_targets != out)
+        return nr__fail(NR_ESHAPE, "the %s data has %zu regression targets, the network has %zu outputs", what,
+                        d->n_targets, out);
+    if (!d->n_targets && net->n_targets)
+        return nr__fail(NR_ESHAPE, "the %s data has classes, the network is a regression of %zu targets", what,
+                        net->n_targets);
     if (d->classes > out)
         return nr__fail(NR_ESHAPE, "the %s data has %zu classes, the network has only %zu outputs", what,
                         d->classes, out);
@@ -184,9 +198,11 @@ nr_status nr_evaluate_shared(nr_net *net, const nr_dataset *data, const nr_comm 
     out->count = data->n;
     out->classes = classes;
     nr__tally tally;
-    st = nr__evaluate_into(net, &nr__classification, data, &b, comm, &tally, out->confusion, classes, scratch);
+    st = nr__evaluate_into(net, nr__task_of(data), data, &b, comm, &tally, out->confusion, classes, scratch);
     out->loss = nr__tally_mean_loss(&tally);
-    out->accuracy = nr__tally_accuracy(&tally);
+    out->accuracy = data->n_targets ? NAN : nr__tally_accuracy(&tally);
+    if (!st && data->n_targets)
+        st = nr__regression_metrics(net, data, comm, out);
     nr__batches_free(&b);
     free(scratch);
     if (st)
@@ -198,6 +214,10 @@ void nr_eval_free(nr_eval *e)
 {
     if (e) {
         free(e->confusion);
+        free(e->mae);
+        free(e->rmse);
+        free(e->r2);
         e->confusion = NULL;
+        e->mae = e->rmse = e->r2 = NULL;
     }
 }

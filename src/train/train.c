@@ -70,6 +70,8 @@ static nr_status check_config(const nr_net *net, const nr_train_config *c, const
         return nr__fail(NR_EINVAL, "step decay factor %g is not in (0, 1]", (double)c->gamma);
     if (c->augment_shift < 0 || c->augment_shift > 8)
         return nr__fail(NR_EINVAL, "augmentation shift %d is out of range (0 to 8 pixels)", c->augment_shift);
+    if (c->loss == NR_LOSS_XENT && train->n_targets)
+        return nr__fail(NR_EINVAL, "cross-entropy learns classes; a regression learns with mse or sse");
     if (c->loss == NR_LOSS_XENT && nr_net_output_size(net) < 2)
         return nr__fail(NR_ESHAPE, "cross-entropy needs at least 2 outputs, the network has %zu",
                         nr_net_output_size(net));
@@ -92,7 +94,7 @@ static nr_status check_inputs(nr__trainer *t)
 /* Plans the run and allocates everything it needs, then resumes from the checkpoint if there is one. */
 static nr_status open_trainer(nr__trainer *t)
 {
-    t->task = &nr__classification;
+    t->task = nr__task_of(t->train);
     t->outputs = nr_net_output_size(t->net);
     t->n = t->train->n;
     t->batch = t->cfg.batch < t->n ? t->cfg.batch : t->n;
@@ -161,7 +163,8 @@ static void gather_share(nr__trainer *t, size_t shard)
     nr__data_gather(t->train, t->buf.order + first, t->shard_m, &t->net->scaling, t->buf.x, t->buf.labels, &aug,
                     t->cfg.augment_shift);
     nr_rng_seed(&t->net->rng, derive_seed(t->cfg.seed, t->epoch, t->index, PURPOSE_DROPOUT + tag));
-    t->task->targets(&t->buf, t->shard_m, t->outputs, t->cfg.loss);
+    nr__batch_view view = {t->net, t->train, t->buf.order + first, t->shard_m, t->outputs};
+    t->task->targets(&view, &t->buf, t->cfg.loss);
 }
 
 /* One line that says where a NaN or an infinity first appeared, and what is left to resume from. */
@@ -244,7 +247,7 @@ static nr_status observe_batch(nr__trainer *t)
     p->batch = t->index + 1;
     p->samples = (size_t)tally->seen;
     p->loss = nr__tally_mean_loss(tally);
-    p->accuracy = nr__tally_accuracy(tally);
+    p->accuracy = t->task == &nr__regression ? NAN : nr__tally_accuracy(tally);
     p->lr = t->lr;
     p->seconds = now() - t->epoch_start;
     if (t->cfg.on_batch)
@@ -276,7 +279,9 @@ static nr_status train_share(nr__trainer *t, size_t shard)
         return st;
     nr__shared_keep_gradient(t, shard, false);
     nr__tally_loss(&t->step, t->cfg.loss, t->loss, t->shard_m);
-    t->task->score(t->y, &t->buf, t->shard_m, t->outputs, &t->step, NULL, 0);
+    nr__batch_view view = {t->net, t->train, t->buf.order + t->index * t->batch + t->shard_first, t->shard_m,
+                           t->outputs};
+    t->task->score(&view, t->y, &t->buf, &t->step, NULL, 0);
     return NR_OK;
 }
 
@@ -330,7 +335,7 @@ static nr_status validate(nr__trainer *t)
     if (st)
         return st;
     p->val_loss = nr__tally_mean_loss(&tally);
-    p->val_accuracy = nr__tally_accuracy(&tally);
+    p->val_accuracy = t->task == &nr__regression ? NAN : nr__tally_accuracy(&tally);
     t->result.val_loss = p->val_loss;
     t->result.val_accuracy = p->val_accuracy;
     if (!(p->val_loss < t->run.best_val)) {
@@ -393,7 +398,7 @@ static nr_status finish(nr__trainer *t)
     nr__tally tally;
     nr_status st = nr__evaluate_into(t->net, t->task, t->val, &t->buf, t->comm, &tally, NULL, 0, NULL);
     res->val_loss = nr__tally_mean_loss(&tally);
-    res->val_accuracy = nr__tally_accuracy(&tally);
+    res->val_accuracy = t->task == &nr__regression ? NAN : nr__tally_accuracy(&tally);
     res->train_loss = t->best_train_loss;
     res->train_accuracy = t->best_train_acc;
     return st;

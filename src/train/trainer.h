@@ -29,22 +29,35 @@ typedef struct nr__tally {
     uint64_t seen;
 } nr__tally;
 
+/* A batch as the task sees it: the samples idx[0..m) of a data set, gathered into b. */
+typedef struct nr__batch_view {
+    const nr_net *net;
+    const nr_dataset *data;
+    const uint32_t *idx;
+    size_t m, outputs;
+} nr__batch_view;
+
 /* A kind of learning problem, as a table: how the loss's targets come from a batch, and how a batch's outputs
  * are scored. The trainer and the evaluator call these and know nothing else of the task. */
 typedef struct nr__task {
     const char *name;
-    /* Fills b->targets for the first m samples of the batch when `loss` compares outputs with targets. */
-    void (*targets)(nr__batches *b, size_t m, size_t outputs, nr_loss loss);
+    /* Fills b->targets for the batch when `loss` compares outputs with targets. */
+    void (*targets)(const nr__batch_view *v, nr__batches *b, nr_loss loss);
     /* Adds the batch's outputs y (m x outputs) to the tally; `confusion` (may be NULL) is classes x classes. */
-    void (*score)(const float *y, const nr__batches *b, size_t m, size_t outputs, nr__tally *tally,
+    void (*score)(const nr__batch_view *v, const float *y, const nr__batches *b, nr__tally *tally,
                   size_t *confusion, size_t classes);
 } nr__task;
 
-extern const nr__task nr__classification;
+/* Classes, from labels; regression, from a data set's targets (learnt standardised by the network's target
+ * scaling, nr_net_fit_scaling). */
+extern const nr__task nr__classification, nr__regression;
+/* The task of a data set. */
+const nr__task *nr__task_of(const nr_dataset *d);
 
 /* Adds one batch's loss (the network's head or the training loss `loss`) of m samples to the tally. */
 void nr__tally_loss(nr__tally *tally, nr_loss loss, double value, size_t m);
-/* The tally's mean loss and score (NaN when empty). */
+/* The tally's mean loss and accuracy (NaN when empty; a regression's accuracy is NaN, its tally counts no
+ * correct answers and the callers say so). */
 double nr__tally_mean_loss(const nr__tally *tally);
 double nr__tally_accuracy(const nr__tally *tally);
 
@@ -54,6 +67,9 @@ double nr__tally_accuracy(const nr__tally *tally);
 nr_status nr__evaluate_into(nr_net *net, const nr__task *task, const nr_dataset *d, nr__batches *b,
                             const nr_comm *comm, nr__tally *tally, size_t *confusion, size_t classes,
                             double *scratch);
+
+/* A regression's MAE, RMSE and R^2 per target into `out` (metrics.c); shared by the processes of comm. */
+nr_status nr__regression_metrics(nr_net *net, const nr_dataset *d, const nr_comm *comm, nr_eval *out);
 
 /* Refuses a data set the network cannot take ("training", "validation", "evaluation" name it). */
 nr_status nr__check_data(const nr_net *net, const nr_dataset *d, const char *what);
