@@ -113,9 +113,11 @@ const char *cli_data_dir(void);
  * an exit code after printing one line. */
 int cli_resolve_data(const char *cmd, const char *value, data_source *src);
 
-/* Loads a data file (label column for CSV/.npy as given, NULL: the last; unlabeled: samples only); 0 or an
- * exit code after one line. */
-int cli_load(const char *cmd, const char *path, const char *label, bool unlabeled, nr_dataset **out);
+/* Loads a data file as `options` say (NULL: the defaults); 0 or an exit code after one line. */
+int cli_load(const char *cmd, const char *path, const nr_data_options *options, nr_dataset **out);
+
+/* The name of class k of a model ("3" when it has none), in buf. */
+const char *cli_class_name(const nr_net *net, size_t k, char *buf, size_t cap);
 
 /* ---- several processes (comm_mpi.c) ---- */
 

@@ -27,7 +27,7 @@ const cli_command eval_command = {
     eval_options_table, 1,
 };
 
-static void print_evaluation(const nr_eval *ev);
+static void print_evaluation(const nr_net *net, const nr_eval *ev);
 
 int cmd_eval(int argc, char **argv)
 {
@@ -48,25 +48,43 @@ int cmd_eval(int argc, char **argv)
     nr_status st = nr_model_load(pos[0], &net);
     if (st)
         rc = cli_fail("eval", st);
-    else if ((rc = cli_load("eval", src.named ? src.test : src.train, o.label, false, &set)))
+    else if ((rc = cli_load("eval", src.named ? src.test : src.train,
+                            &(nr_data_options){.label = o.label, .model = net}, &set)))
         ;  /* said */
     else if ((st = nr_evaluate(net, set, &ev)))
         rc = cli_fail("eval", st);
     else
-        print_evaluation(&ev);
+        print_evaluation(net, &ev);
     nr_eval_free(&ev);
     nr_data_free(set);
     nr_net_free(net);
     return rc;
 }
 
-/* Accuracy on a line of its own, each class's precision and recall, and the confusion matrix. */
-static void print_evaluation(const nr_eval *e)
+/* A regression: per target, MAE, RMSE and R^2 in the target's units. */
+static void print_regression(const nr_net *net, const nr_eval *e)
 {
+    printf("samples: %zu, loss %.6g\n\n%-16s %12s %12s %9s\n", e->count, e->loss, "target", "MAE", "RMSE", "R^2");
+    for (size_t j = 0; j < e->targets; j++) {
+        char name[32];
+        snprintf(name, sizeof name, "%zu", j);
+        const char *t = nr_net_target_name(net, j);
+        printf("%-16s %12.6g %12.6g %9.4f\n", t ? t : name, e->mae[j], e->rmse[j], e->r2[j]);
+    }
+}
+
+/* Accuracy on a line of its own, each class's precision and recall, and the confusion matrix. */
+static void print_evaluation(const nr_net *net, const nr_eval *e)
+{
+    if (e->targets) {
+        print_regression(net, e);
+        return;
+    }
+    char buf[32];
     printf("accuracy: %.4f\n", e->accuracy);
     printf("samples: %zu, loss %.4f\n\n", e->count, e->loss);
     size_t k = e->classes;
-    printf("%5s  %9s  %7s  %7s\n", "class", "precision", "recall", "samples");
+    printf("%-12s  %9s  %7s  %7s\n", "class", "precision", "recall", "samples");
     for (size_t c = 0; c < k; c++) {
         size_t tp = e->confusion[c * k + c], truth = 0, predicted = 0;
         for (size_t j = 0; j < k; j++) {
@@ -75,19 +93,38 @@ static void print_evaluation(const nr_eval *e)
         }
         if (truth == 0 && predicted == 0)
             continue;
-        printf("%5zu  %9.4f  %7.4f  %7zu\n", c, predicted ? (double)tp / (double)predicted : 0.0,
-               truth ? (double)tp / (double)truth : 0.0, truth);
+        printf("%-12.12s  %9.4f  %7.4f  %7zu\n", cli_class_name(net, c, buf, sizeof buf),
+               predicted ? (double)tp / (double)predicted : 0.0, truth ? (double)tp / (double)truth : 0.0, truth);
     }
-    printf("\nconfusion matrix (rows: true class, columns: predicted class)\n     ");
+    printf("\nconfusion matrix (rows: true class, columns: predicted class)\n%12s", "");
     for (size_t j = 0; j < k; j++)
-        printf(" %5zu", j);
+        printf(" %5.5s", cli_class_name(net, j, buf, sizeof buf));
     printf("\n");
     for (size_t c = 0; c < k; c++) {
-        printf("%5zu", c);
+        printf("%-12.12s", cli_class_name(net, c, buf, sizeof buf));
         for (size_t j = 0; j < k; j++)
             printf(" %5zu", e->confusion[c * k + j]);
         printf("\n");
     }
+}
+
+/* The classes', targets' and input columns' names, when the model knows them. */
+static void print_names(const nr_net *net)
+{
+    char buf[4096];
+    if (nr_net_class_name(net, 0)) {
+        printf("classes:");
+        for (size_t k = 0; nr_net_class_name(net, k); k++)
+            printf(" %s", nr_net_class_name(net, k));
+        printf("\n");
+    }
+    for (size_t j = 0; j < nr_net_target_count(net); j++)
+        printf("%s%s", j ? ", " : "targets: ", nr_net_target_name(net, j) ? nr_net_target_name(net, j) : "?");
+    if (nr_net_target_count(net))
+        printf("\n");
+    nr_net_describe_inputs(net, buf, sizeof buf);
+    if (buf[0])
+        printf("input columns: %s\n", buf);
 }
 
 static const cli_opt no_options[] = {{0}};
@@ -113,7 +150,12 @@ int cmd_info(int argc, char **argv)
                           "class probabilities (softmax; trained with cross-entropy)"};
     printf("model: %s (%lld bytes)\n", pos[0], bytes);
     printf("input: %zu values; scaling: %s\n", nr_net_input_size(net), scale[nr_net_scaling(net)]);
-    printf("output: %zu values, %s\n", nr_net_output_size(net), head[nr_net_head(net)]);
+    if (nr_net_task(net) == NR_TASK_REGRESS)
+        printf("output: %zu regression targets, in their own units (trained with %s)\n", nr_net_target_count(net),
+               nr_net_head(net) == NR_LOSS_SSE ? "SSE" : "MSE");
+    else
+        printf("output: %zu values, %s\n", nr_net_output_size(net), head[nr_net_head(net)]);
+    print_names(net);
     nr_net_print_summary(net, stdout);
     nr_net_free(net);
     nr_checkpoint_info ck;

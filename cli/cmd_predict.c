@@ -57,27 +57,37 @@ static int read_pgm(const char *path, size_t want, float **out)
     return 0;
 }
 
-static void print_row(const char *name, size_t row, const float *p, size_t k, nr_loss head, bool csv)
+/* One sample's prediction: its class and the probabilities, or a regression's targets, or the raw outputs. */
+static void print_row(const nr_net *net, const char *name, size_t row, const float *p, bool csv)
 {
-    size_t best = 0;
+    size_t k = nr_net_output_size(net), best = 0;
+    bool regress = nr_net_task(net) == NR_TASK_REGRESS, classes = nr_net_head(net) == NR_LOSS_XENT;
+    char buf[32];
     for (size_t j = 1; j < k; j++)
         if (p[j] > p[best])
             best = j;
     if (csv) {
-        printf("%s,%zu,%zu", name, row, best);
+        printf("%s,%zu", name, row);
+        if (!regress)
+            printf(",%s", cli_class_name(net, best, buf, sizeof buf));
         for (size_t j = 0; j < k; j++)
             printf(",%.9g", p[j]);
         printf("\n");
         return;
     }
-    if (head != NR_LOSS_XENT) {
-        printf("%s:%zu  outputs", name, row);
-        for (size_t j = 0; j < k; j++)
-            printf(" %.4g", p[j]);
+    if (regress || !classes) {
+        printf("%s:%zu  %s", name, row, regress ? "predicted" : "outputs");
+        for (size_t j = 0; j < k; j++) {
+            const char *t = regress ? nr_net_target_name(net, j) : NULL;
+            if (t)
+                printf(" %s=%.6g", t, p[j]);
+            else
+                printf(" %.6g", p[j]);
+        }
         printf("\n");
         return;
     }
-    printf("%s:%zu  class %zu  p=%.4f  [", name, row, best, p[best]);
+    printf("%s:%zu  class %s  p=%.4f  [", name, row, cli_class_name(net, best, buf, sizeof buf), p[best]);
     for (size_t j = 0; j < k && j < 10; j++)
         printf("%s%.3f", j ? " " : "", p[j]);
     printf("%s]\n", k > 10 ? " ..." : "");
@@ -108,14 +118,16 @@ const cli_command predict_command = {
 };
 
 /* The raw samples of one input: a PGM image, or every row of a data file. */
-static int read_input(const char *path, const char *label, size_t in, float **x, size_t *n)
+static int read_input(const nr_net *net, const char *path, const char *label, float **x, size_t *n)
 {
+    size_t in = nr_net_input_size(net);
     size_t len = strlen(path);
     *n = 1;
     if (len > 4 && strcmp(path + len - 4, ".pgm") == 0)
         return read_pgm(path, in, x);
     nr_dataset *set;
-    int rc = cli_load("predict", path, label, label == NULL, &set);
+    int rc = cli_load("predict", path, &(nr_data_options){.label = label, .unlabeled = label == NULL, .model = net},
+                      &set);
     if (rc)
         return rc;
     *n = nr_data_count(set);
@@ -134,16 +146,16 @@ static int read_input(const char *path, const char *label, size_t in, float **x,
 
 static int predict_file(nr_net *net, const char *path, const predict_options *o)
 {
-    size_t in = nr_net_input_size(net), k = nr_net_output_size(net), n;
+    size_t k = nr_net_output_size(net), n;
     float *x = NULL, *p = NULL;
     nr_status st;
-    int rc = read_input(path, o->label, in, &x, &n);
+    int rc = read_input(net, path, o->label, &x, &n);
     if (!rc && !(p = malloc(n * k * sizeof *p)))
         rc = cli_error("predict", EXIT_WORK, "out of memory");
     if (!rc && (st = nr_net_predict(net, x, n, p)))
         rc = cli_fail("predict", st);
     for (size_t r = 0; !rc && r < n; r++)
-        print_row(path, r, p + r * k, k, nr_net_head(net), o->csv);
+        print_row(net, path, r, p + r * k, o->csv);
     free(x);
     free(p);
     return rc;
@@ -164,9 +176,15 @@ int cmd_predict(int argc, char **argv)
     if (st)
         return cli_fail("predict", st);
     if (o.csv) {
-        printf("file,row,class");
-        for (size_t j = 0; j < nr_net_output_size(net); j++)
-            printf(",p%zu", j);
+        bool regress = nr_net_task(net) == NR_TASK_REGRESS;
+        printf("file,row%s", regress ? "" : ",class");
+        for (size_t j = 0; j < nr_net_output_size(net); j++) {
+            const char *t = regress ? nr_net_target_name(net, j) : NULL;
+            if (t)
+                printf(",%s", t);
+            else
+                printf(regress ? ",y%zu" : ",p%zu", j);
+        }
         printf("\n");
     }
     for (int i = 1; i < npos && !rc; i++)

@@ -16,6 +16,9 @@ static const cli_choice schedules[] = {{"const", NR_SCHED_CONSTANT}, {"step", NR
                                        {"cosine", NR_SCHED_COSINE}, {0, 0}};
 static const cli_choice scalings[] = {{"unit", NR_SCALE_UNIT}, {"std", NR_SCALE_STANDARD},
                                       {"none", NR_SCALE_NONE}, {"auto", SCALE_AUTO}, {0, 0}};
+static const cli_choice tasks[] = {{"classify", NR_TASK_CLASSIFY}, {"regress", NR_TASK_REGRESS}, {0, 0}};
+static const cli_choice missings[] = {{"refuse", NR_MISSING_REFUSE}, {"drop", NR_MISSING_DROP},
+                                      {"mean", NR_MISSING_MEAN}, {0, 0}};
 static const cli_choice reductions[] = {{"sum", NR_REDUCE_SUM}, {"ordered", NR_REDUCE_ORDERED}, {0, 0}};
 static const cli_choice inits[] = {{"auto", NR_INIT_AUTO},           {"normal", NR_INIT_STD_NORMAL},
                                    {"xavier", NR_INIT_XAVIER_UNIFORM}, {"xavier-normal", NR_INIT_XAVIER_NORMAL},
@@ -28,7 +31,12 @@ static const cli_opt options[] = {
      "mnist, fashion, or a file: IDX (.gz), .csv, .npy (mnist)", 0, CLI_RUN},
     {"test", OPT_STRING, O(test), 0, 0, "FILE",
      "test set, evaluated after training (named sets: their own)", 0, CLI_KEEP},
-    {"label", OPT_STRING, O(label), 0, 0, "NAME|INDEX", "CSV/.npy label column (the last)", 0, CLI_RUN},
+    {"label", OPT_STRING, O(label), 0, 0, "NAME|INDEX",
+     "CSV/.npy label column (the last); regression: several, a,b", 0, CLI_RUN},
+    {"task", OPT_CHOICE, O(task), 0, 0, "NAME",
+     "classify (labels: numbers, or text naming the classes) or regress (numeric targets, mse)", tasks, CLI_RUN},
+    {"missing", OPT_CHOICE, O(missing), 0, 0, "NAME",
+     "CSV missing values (empty, NA, ?): refuse, drop the row, or fill with the mean (refuse)", missings, CLI_RUN},
     {"layers", OPT_STRING, O(layers), 0, 0, "SPEC|FILE",
      "network, e.g. 784-256-10 or conv32k3-relu-pool2-fc10", 0, CLI_RUN},
     {"act", OPT_CHOICE, O(act), 0, 0, "NAME", "activation between dense layers (relu)", acts, CLI_RUN},
@@ -42,7 +50,8 @@ static const cli_opt options[] = {
     {"warmup", OPT_FLOAT, O(warmup), 0, 1e6, "EPOCHS", "linear warm-up (0)", 0, CLI_RUN},
     {"step-epochs", OPT_SIZE, O(step_epochs), 1, 1e6, "N", "step schedule: decay every N epochs (1)", 0, CLI_RUN},
     {"gamma", OPT_FLOAT, O(gamma), 1e-6, 1, "X", "step schedule: decay factor (0.1)", 0, CLI_RUN},
-    {"epochs", OPT_SIZE, O(epochs), 1, 1e6, "N", "passes over the training data (digits 20, else 10)", 0, CLI_RUN},
+    {"epochs", OPT_SIZE, O(epochs), 1, 1e6, "N",
+     "passes over the training data (digits 20, images 10, tables about 2000 steps' worth, 10 to 1000)", 0, CLI_RUN},
     {"batch", OPT_SIZE, O(batch), 1, 1 << 20, "N", "samples per step (64)", 0, CLI_RUN},
     {"val", OPT_FLOAT, O(val), 0, 1e9, "F|N", "validation split: a fraction or a count (0.1)", 0, CLI_RUN},
     {"patience", OPT_SIZE, O(patience), 1, 1e6, "N",

@@ -52,9 +52,17 @@ int cli_resolve_data(const char *cmd, const char *value, data_source *src)
     return 0;
 }
 
-int cli_load(const char *cmd, const char *path, const char *label, bool unlabeled, nr_dataset **out)
+int cli_load(const char *cmd, const char *path, const nr_data_options *options, nr_dataset **out)
 {
-    nr_data_options opts = {.label = label, .unlabeled = unlabeled};
-    nr_status st = nr_data_load(path, &opts, out);
+    nr_status st = nr_data_load(path, options, out);
     return st ? cli_fail(cmd, st) : 0;
+}
+
+const char *cli_class_name(const nr_net *net, size_t k, char *buf, size_t cap)
+{
+    const char *name = nr_net_class_name(net, k);
+    if (name)
+        return name;
+    snprintf(buf, cap, "%zu", k);
+    return buf;
 }

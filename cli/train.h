@@ -11,7 +11,7 @@ enum { SCALE_AUTO = -2 };
 /* The command line of `neurite train`, as parsed (strings point into argv). */
 typedef struct train_options {
     const char *data, *test, *label, *layers, *out, *log, *checkpoint, *resume;
-    int act, loss, opt, schedule, scale, init, reduce;   /* OPT_CHOICE values */
+    int act, loss, opt, schedule, scale, init, reduce, task, missing;   /* OPT_CHOICE values */
     double lr, momentum, wd, clip, warmup, gamma, val;
     size_t epochs, batch, step_epochs, patience, checkpoint_every, limit, shards;
     int augment, threads;
@@ -26,8 +26,8 @@ typedef struct train_job {
     data_source src;
     nr_dataset *train, *val, *test;
     nr_net *net;
-    bool digits, image;          /* the named digits (their own defaults); samples are images */
-    size_t shape[3], classes, total;
+    bool digits, image, regress; /* the named digits (their own defaults); images; a regression */
+    size_t shape[3], classes, total;  /* classes: or the regression's targets */
     int augment;                 /* pixels, after the default */
     size_t epochs;               /* after the default */
     char stop_path[4200];        /* where Ctrl-C saves the state */

@@ -66,11 +66,14 @@ void train_display_epoch(const nr_progress *p, void *user)
 {
     train_display *d = user;
     train_display_clear(d);
-    char val[64] = "        -          -";
+    char val[64] = "        -          -", acc[16] = "        -", vacc[16] = "        -";
+    if (!isnan(p->accuracy))
+        snprintf(acc, sizeof acc, "%8.2f%%", 100 * p->accuracy);
+    if (!isnan(p->val_accuracy))
+        snprintf(vacc, sizeof vacc, "%8.2f%%", 100 * p->val_accuracy);
     if (!isnan(p->val_loss))
-        snprintf(val, sizeof val, "%9.4f  %8.2f%%%s", p->val_loss, 100 * p->val_accuracy, p->improved ? "*" : " ");
-    printf("%5zu  %10.4f  %8.2f%%  %s  %9.2e  %6.1f s\n", p->epoch, p->loss, 100 * p->accuracy, val, (double)p->lr,
-           p->seconds);
+        snprintf(val, sizeof val, "%9.4f  %s%s", p->val_loss, vacc, p->improved ? "*" : " ");
+    printf("%5zu  %10.4f  %s  %s  %9.2e  %6.1f s\n", p->epoch, p->loss, acc, val, (double)p->lr, p->seconds);
     fflush(stdout);
     if (d->log_rows && d->log_path) {
         fprintf(d->log_rows, "%zu,%.6g,%.6g,%.6g,%.6g,%.6g,%.3f\n", p->epoch, p->loss, p->accuracy, p->val_loss,

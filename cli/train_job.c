@@ -38,24 +38,29 @@ static int load_data(train_job *j)
     int rc = cli_resolve_data("train", o->data, &j->src);
     if (rc)
         return rc;
-    if (cli_load("train", j->src.train, o->label, false, &j->train))
-        return EXIT_WORK;
-    const char *test_path = o->test ? o->test : (j->src.named ? j->src.test : NULL);
-    if (test_path && cli_load("train", test_path, o->label, false, &j->test))
+    nr_data_options opts = {.label = o->label, .task = (nr_task)o->task, .missing = (nr_missing)o->missing};
+    if (cli_load("train", j->src.train, &opts, &j->train))
         return EXIT_WORK;
     nr_status st;
     if (o->limit && (st = nr_data_truncate(j->train, o->limit)))
         return cli_fail("train", st);
     j->digits = strcmp(o->data, "mnist") == 0;
     j->image = nr_data_is_image(j->train);
-    j->classes = nr_data_classes(j->train);
+    j->regress = nr_data_target_count(j->train) > 0;
+    j->classes = j->regress ? nr_data_target_count(j->train) : nr_data_classes(j->train);
     j->total = nr_data_count(j->train);
     nr_data_shape(j->train, j->shape);
-    if (j->test && nr_data_classes(j->test) > j->classes)
-        j->classes = nr_data_classes(j->test);
-    if (j->classes < 2)
+    if (j->classes < 2 && !j->regress)
         return cli_error("train", EXIT_WORK, "%s: the labels hold only one class; nothing to classify", j->src.train);
     return split_validation(j);
+}
+
+/* The test set, read as the network reads its inputs (a table's text values, its class names). */
+static int load_test(train_job *j)
+{
+    const char *path = j->o.test ? j->o.test : (j->src.named ? j->src.test : NULL);
+    nr_data_options opts = {.label = j->o.label, .model = j->net};
+    return path ? cli_load("train", path, &opts, &j->test) : 0;
 }
 
 /* A new network from the layer list (or the default for the data), initialised and scaled for the data. */
@@ -83,6 +88,19 @@ static int build_from_spec(train_job *j)
     return 0;
 }
 
+/* Without --epochs: 20 for the digits, 10 for other images, and for a table enough passes for about 2000 steps
+ * (10 to 1000): a small table of a hundred rows learns nothing in 10 epochs of 2 steps. */
+static size_t default_epochs(const train_job *j)
+{
+    if (j->digits)
+        return 20;
+    if (j->image)
+        return 10;
+    size_t batches = (nr_data_count(j->train) + j->o.batch - 1) / j->o.batch;
+    size_t epochs = (2000 + batches - 1) / batches;
+    return epochs < 10 ? 10 : epochs > 1000 ? 1000 : epochs;
+}
+
 /* The network (from the checkpoint when resuming), checked against the data and the options. */
 static int build_network(train_job *j)
 {
@@ -92,13 +110,13 @@ static int build_network(train_job *j)
         return cli_fail("train", st);
     if (!j->o.resume && (rc = build_from_spec(j)))
         return rc;
-    if (nr_net_output_size(j->net) != j->classes && j->o.loss == NR_LOSS_XENT)
-        return cli_error("train", EXIT_USAGE, "--layers: the network has %zu outputs but the data has %zu classes",
-                         nr_net_output_size(j->net), j->classes);
+    if (nr_net_output_size(j->net) != j->classes && (j->o.loss == NR_LOSS_XENT || j->regress))
+        return cli_error("train", EXIT_USAGE, "--layers: the network has %zu outputs but the data has %zu %s",
+                         nr_net_output_size(j->net), j->classes, j->regress ? "targets" : "classes");
     j->augment = j->o.augment >= 0 ? j->o.augment : (j->digits ? 2 : 0);
     if (j->augment && !j->image)
         return cli_error("train", EXIT_USAGE, "--augment: shifts apply to images, and %s holds a table", j->src.train);
-    j->epochs = j->o.epochs ? j->o.epochs : (j->digits ? 20 : 10);
+    j->epochs = j->o.epochs ? j->o.epochs : default_epochs(j);
     j->o.augment = j->augment;  /* as resolved: what the checkpoints keep */
     j->o.epochs = j->epochs;
     return 0;
@@ -119,9 +137,9 @@ static const char *scaling_text(nr_scaling s, bool image)
 static void describe(const train_job *j, const nr_train_config *cfg)
 {
     const train_options *o = &j->o;
-    printf("data: %s: %zu samples of %zux%zux%zu, %zu classes; %zu to train, %zu to validate", j->src.train,
-           j->total, j->shape[0], j->shape[1], j->shape[2], j->classes, nr_data_count(j->train),
-           j->val ? nr_data_count(j->val) : 0);
+    printf("data: %s: %zu samples of %zux%zux%zu, %zu %s; %zu to train, %zu to validate", j->src.train,
+           j->total, j->shape[0], j->shape[1], j->shape[2], j->classes, j->regress ? "targets" : "classes",
+           nr_data_count(j->train), j->val ? nr_data_count(j->val) : 0);
     if (j->test)
         printf("; %zu to test", nr_data_count(j->test));
     printf("\nscaling: %s; augmentation: %s\n", scaling_text(nr_net_scaling(j->net), j->image),
@@ -145,7 +163,7 @@ static nr_train_config train_config(train_job *j)
 {
     const train_options *o = &j->o;
     nr_train_config cfg = {
-        .loss = (nr_loss)o->loss,
+        .loss = j->regress && !cli_was_given(&train_command, j->given, "loss") ? NR_LOSS_MSE : (nr_loss)o->loss,
         .opt = {.kind = (nr_opt_kind)o->opt, .lr = (float)o->lr, .momentum = (float)o->momentum,
                 .weight_decay = (float)o->wd, .clip_norm = (float)o->clip},
         .epochs = j->epochs, .batch = o->batch, .schedule = (nr_schedule)o->schedule,
@@ -224,7 +242,13 @@ static int test_and_save(train_job *j)
         nr_eval ev;
         if ((st = nr_evaluate_shared(j->net, j->test, cli_comm(), &ev)))
             return cli_fail("train", st);
-        printf("test: accuracy %.4f, loss %.4f, on %zu samples\n", ev.accuracy, ev.loss, ev.count);
+        if (ev.targets)
+            for (size_t t = 0; t < ev.targets; t++)
+                printf("test: %s: MAE %.6g, RMSE %.6g, R^2 %.4f, on %zu samples\n",
+                       nr_net_target_name(j->net, t) ? nr_net_target_name(j->net, t) : "target", ev.mae[t],
+                       ev.rmse[t], ev.r2[t], ev.count);
+        else
+            printf("test: accuracy %.4f, loss %.4f, on %zu samples\n", ev.accuracy, ev.loss, ev.count);
         nr_eval_free(&ev);
     }
     if (j->o.out && cli_rank() == 0) {
@@ -267,6 +291,8 @@ int train_job_run(train_job *j)
     }
     if (!rc)
         rc = build_network(j);
+    if (!rc)
+        rc = load_test(j);
     if (!rc)
         rc = train_record_options(j);
     rc = cli_agree(rc);  /* no process trains while another could not start */

@@ -118,6 +118,36 @@ static void save_model(const char *name, nr_net *net)
     free(d);
 }
 
+/* Models that keep what their table said: text columns and named classes, and a regression's targets. */
+static void table_models(void)
+{
+    FILE *f = fopen(tmp("text.csv"), "w");
+    if (!f)
+        die("text.csv");
+    fprintf(f, "size,colour,kind\n1.5,red,cat\n2,blue,dog\n,red,cat\n3,green,dog\n");
+    fclose(f);
+    const struct { const char *name, *label; nr_task task; } kinds[] = {{"text-classes.nrm", "kind", NR_TASK_CLASSIFY},
+                                                                         {"regression.nrm", "size", NR_TASK_REGRESS}};
+    for (int k = 0; k < 2; k++) {
+        nr_dataset *d;
+        nr_data_options o = {.label = kinds[k].label, .task = kinds[k].task, .missing = NR_MISSING_MEAN};
+        if (nr_data_load(tmp("text.csv"), &o, &d))
+            die(kinds[k].name);
+        nr_net *net = nr_net_new(nr_data_features(d));
+        char spec[32];
+        snprintf(spec, sizeof spec, "3-%zu", k ? (size_t)1 : nr_data_classes(d));
+        nr_net_add_spec(net, spec, NR_ACT_RELU);
+        nr_rng rng;
+        nr_rng_seed(&rng, 5);
+        nr_net_init(net, NR_INIT_AUTO, &rng);
+        nr_net_fit_scaling(net, d, NR_SCALE_STANDARD);
+        nr_net_set_head(net, k ? NR_LOSS_MSE : NR_LOSS_XENT);
+        save_model(kinds[k].name, net);
+        nr_net_free(net);
+        nr_data_free(d);
+    }
+}
+
 static volatile sig_atomic_t stop_flag;
 
 static void stop_after_one(const nr_progress *p, void *user)
@@ -227,6 +257,8 @@ static void models(void)
     nr_net_init(tiny, NR_INIT_STD_NORMAL, &rng);
     save_model("tiny-image.nrm", tiny);
     nr_net_free(tiny);
+
+    table_models();
 
     size_t len;
     unsigned char *v1 = slurp("tests/data/v1-mlp.nrm", &len);

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# needs: numpy torch
 """neurite's image layers against PyTorch: convolution, max and average pooling, batch normalisation.
 
 For each case NumPy draws the input, the weights and the gradient of the output; build/tests/helper_layer

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# needs: numpy
 """`neurite export`: the generated C file compiles warning-free on its own (no neurite, no allocation) and
 predicts what `neurite predict` prints, for an MLP on a table and a CNN with every image layer.
 Usage: test_export.py BUILD_DIR

@@ -7,7 +7,7 @@ NAME=test_install
 B=${1:-build}
 case "$B" in
 *san*)
-    echo "$NAME: the sanitizer build is not installed; checked in the plain build"
+    echo "$NAME: skipped: the sanitizer build is not installed; checked in the plain build"
     report
     exit $?
     ;;

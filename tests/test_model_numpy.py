@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# needs: numpy
 """A saved model read by scripts/neurite_model.py (NumPy only) predicts what `neurite predict` prints.
 
 Trains two small models with the neurite command (a CSV table with standardised columns, and a slice of

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# needs: numpy
 """The lecture's network in NumPy against `neurite seed`, started from the same .npy weights.
 
 NumPy runs the lecture's loop in float32 (the reference neurite must match) and in float64 (the lecture's

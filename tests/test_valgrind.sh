@@ -15,7 +15,7 @@ FASHION=/usr/share/datasets/fashion-mnist
 
 case $B in
 *san)
-    echo "test_valgrind: $B is a sanitizer build, which valgrind cannot run; checked in the plain build"
+    echo "test_valgrind: skipped: $B is a sanitizer build, which valgrind cannot run; checked in the plain build"
     report
     exit $?
     ;;

@@ -90,7 +90,8 @@ static nr_status find_labels(const csv_parser *c, csv_layout *l, const nr_data_o
             p = comma + 1;
         }
     }
-    if (l->n_labels > 1 && (!o || o->task != NR_TASK_REGRESS))
+    bool regress = o && (o->task == NR_TASK_REGRESS || (o->model && o->model->n_targets));
+    if (l->n_labels > 1 && !regress)
         return nr__fail(NR_EINVAL, "%s: %zu label columns: only a regression has several targets", c->path,
                         l->n_labels);
     for (size_t i = 0; i < l->n_labels; i++) {
@@ -541,7 +542,9 @@ static nr_status fill_row(csv_parser *c, void *ctx)
     if (drop_row(c, fl))
         return NR_OK;
     nr_status st = table_reserve(t, fl->l->max_rows, c->path);
-    float *dst = t->values + t->rows * t->features, *targets = t->targets + t->rows * t->n_targets;
+    if (st)
+        return st;
+    float *dst = t->values + t->rows * t->features, *targets = t->targets ? t->targets + t->rows * t->n_targets : NULL;
     size_t column = 0, target = 0;
     t->labels[t->rows] = 0;
     for (size_t j = 0; !st && j < fl->l->cols; j++) {
