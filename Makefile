@@ -3,7 +3,7 @@
 #   make test                 every test, then the whole suite again under ASan + UBSan
 #   make bench                speed against NumPy and PyTorch (see docs/benchmarks.md)
 #   make install PREFIX=/usr/local
-# Options: CC=clang, BLAS=0 (no OpenBLAS even if found), ZLIB=0 (no .gz reading), MPI=0 (no mpirun training
+# Options: CC=clang, BLAS=0 (no OpenBLAS even if found), ZLIB=0 (no .gz reading), STB=0 (no PNG/JPEG), MPI=0 (no mpirun training
 # even if mpicc is found), SAN=1 (sanitizers).
 
 CC       ?= cc
@@ -14,6 +14,8 @@ VERSION  := 0.1.0
 PKG_CONFIG ?= pkg-config
 BLAS     ?= $(shell $(PKG_CONFIG) --exists openblas 2>/dev/null && echo 1 || echo 0)
 ZLIB     ?= $(shell $(PKG_CONFIG) --exists zlib 2>/dev/null && echo 1 || echo 0)
+# PNG and JPEG images through Debian's stb_image (libstb-dev); without it, PGM and PPM only.
+STB      ?= $(shell $(PKG_CONFIG) --exists stb 2>/dev/null && echo 1 || echo 0)
 # MPI only for the command (several processes training one network: docs/distributed.md); the library has
 # none. On when mpicc is found.
 MPI      ?= $(shell command -v mpicc >/dev/null 2>&1 && echo 1 || echo 0)
@@ -36,6 +38,11 @@ ifeq ($(ZLIB),1)
 CPPFLAGS += -DNR_HAVE_ZLIB
 LDLIBS   += -lz
 PC_LIBS  += zlib
+endif
+ifeq ($(STB),1)
+CPPFLAGS += -DNR_HAVE_STB $(shell $(PKG_CONFIG) --cflags stb)
+LDLIBS   += $(shell $(PKG_CONFIG) --libs stb)
+PC_LIBS  += stb
 endif
 ifeq ($(MPI),1)
 MPI_CFLAGS := -DNR_HAVE_MPI $(shell mpicc --showme:compile)
@@ -190,12 +197,13 @@ FUZZ_CC       ?= clang
 FUZZ_SECONDS  ?= 60
 FUZZ_SMOKE_SECONDS ?= 6
 FUZZ_NICE     ?= nice -n 19
-FUZZ_TARGETS  := model idx csv npy spec
+FUZZ_TARGETS  := model idx csv npy spec image
 FUZZ_DIR      := build/fuzz
-FUZZ_CPPFLAGS := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L $(if $(filter 1,$(ZLIB)),-DNR_HAVE_ZLIB)
+FUZZ_CPPFLAGS := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L $(if $(filter 1,$(ZLIB)),-DNR_HAVE_ZLIB) \
+                 $(if $(filter 1,$(STB)),-DNR_HAVE_STB $(shell $(PKG_CONFIG) --cflags stb))
 FUZZ_CFLAGS   := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                  -fno-omit-frame-pointer -pthread -fno-math-errno -ffp-contract=off $(WARN)
-FUZZ_LDLIBS   := -lm -pthread $(if $(filter 1,$(ZLIB)),-lz)
+FUZZ_LDLIBS   := -lm -pthread $(if $(filter 1,$(ZLIB)),-lz) $(if $(filter 1,$(STB)),-lstb)
 FUZZ_LIB_OBJ  := $(LIB_SRC:src/%.c=$(FUZZ_DIR)/src/%.o)
 FUZZ_BIN      := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 # Per target: the largest input, and the largest single allocation (MB) before libFuzzer calls it a bug; a
@@ -206,6 +214,7 @@ FUZZ_OPTS_idx   := -max_len=8192 -malloc_limit_mb=64
 FUZZ_OPTS_csv   := -max_len=32768 -malloc_limit_mb=64 -dict=fuzz/csv.dict
 FUZZ_OPTS_npy   := -max_len=8192 -malloc_limit_mb=64 -dict=fuzz/npy.dict
 FUZZ_OPTS_spec  := -max_len=4096 -dict=fuzz/spec.dict
+FUZZ_OPTS_image := -max_len=65536 -malloc_limit_mb=512
 FUZZ_RUN_OPTS   := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 
 $(FUZZ_DIR)/src/%.o: src/%.c include/neurite.h $(wildcard src/*/*.h) Makefile

@@ -1,60 +1,42 @@
 /* cmd_predict.c - `neurite predict MODEL INPUT...`: the class and the probabilities for every row or image.
  * Inputs are data files (IDX images, CSV, .npy; a label column, if any, is named with --label and ignored)
- * or single images as binary or text PGM. */
+ * or image files (PNG, JPEG, BMP, GIF, PGM, PPM), each made the model's channels and size. */
 #include "cli.h"
 
-#include <ctype.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-/* Reads one PGM image (P5 binary or P2 text, maxval <= 255) as raw pixel values 0..255. */
-static int read_pgm(const char *path, size_t want, float **out)
+typedef struct predict_options {
+    const char *label;
+    int threads, invert;
+    bool csv, center;
+} predict_options;
+
+/* Image files predict reads one at a time (anything else is a data file). */
+static bool is_image(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return cli_error("predict", EXIT_WORK, "%s: cannot open", path);
-    char magic[3] = {0};
-    unsigned long dims[3];
-    int ok = fread(magic, 1, 2, f) == 2 && magic[0] == 'P' && (magic[1] == '5' || magic[1] == '2');
-    for (int i = 0; ok && i < 3; i++) {
-        int c;
-        while ((c = fgetc(f)) != EOF && (isspace(c) || c == '#'))
-            if (c == '#')
-                while ((c = fgetc(f)) != EOF && c != '\n')
-                    ;
-        ok = c != EOF && isdigit(c) && ungetc(c, f) != EOF && fscanf(f, "%lu", &dims[i]) == 1;
-    }
-    if (!ok || dims[2] == 0 || dims[2] > 255 || dims[0] == 0 || dims[1] == 0) {
-        fclose(f);
-        return cli_error("predict", EXIT_WORK, "%s: not an 8-bit PGM image", path);
-    }
-    if (dims[0] * dims[1] != want) {
-        fclose(f);
-        return cli_error("predict", EXIT_WORK, "%s: a %lux%lu image, the model takes %zu values", path, dims[0],
-                         dims[1], want);
-    }
-    fgetc(f);  /* the single white-space character after the header */
-    float *x = malloc(want * sizeof *x);
-    for (size_t i = 0; x && i < want && ok; i++) {
-        unsigned v;
-        if (magic[1] == '5') {
-            int c = fgetc(f);
-            ok = c != EOF;
-            v = (unsigned)c;
-        } else {
-            ok = fscanf(f, "%u", &v) == 1 && v <= dims[2];
-        }
-        if (ok)
-            x[i] = (float)v * 255.0f / (float)dims[2];
-    }
-    fclose(f);
-    if (!x || !ok) {
-        free(x);
-        return cli_error("predict", EXIT_WORK, "%s: %s", path, x ? "truncated image" : "out of memory");
-    }
-    *out = x;
-    return 0;
+    static const char *const suffixes[] = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".pnm"};
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < sizeof suffixes / sizeof suffixes[0]; i++)
+        if (strcasecmp(dot, suffixes[i]) == 0)
+            return true;
+    return false;
+}
+
+/* One image as the model's input: its channels and size, inverted and centred as asked. */
+static int read_image(const nr_net *net, const char *path, const predict_options *o, float **x)
+{
+    size_t shape[3];
+    nr_net_input_shape(net, shape);
+    if (shape[0] == 1 && shape[1] == 1)
+        return cli_error("predict", EXIT_WORK, "%s: the model takes %zu numbers, not an image", path, shape[2]);
+    if (!(*x = malloc(nr_net_input_size(net) * sizeof **x)))
+        return cli_error("predict", EXIT_WORK, "out of memory");
+    nr_image_options opt = {.invert = o->invert, .center = o->center};
+    nr_status st = nr_image_load(path, shape[0], shape[1], shape[2], &opt, *x);
+    return st ? cli_fail("predict", st) : 0;
 }
 
 /* One sample's prediction: its class and the probabilities, or a regression's targets, or the raw outputs. */
@@ -93,11 +75,7 @@ static void print_row(const nr_net *net, const char *name, size_t row, const flo
     printf("%s]\n", k > 10 ? " ..." : "");
 }
 
-typedef struct predict_options {
-    const char *label;
-    int threads;
-    bool csv;
-} predict_options;
+static const cli_choice inversions[] = {{"auto", -1}, {"yes", 1}, {"no", 0}, {0, 0}};
 
 static const cli_opt predict_options_table[] = {
     {"label", OPT_STRING, offsetof(predict_options, label), 0, 0, "NAME|INDEX",
@@ -105,6 +83,10 @@ static const cli_opt predict_options_table[] = {
     {"csv", OPT_FLAG, offsetof(predict_options, csv), 0, 0, "",
      "print CSV: file,row,class,then every probability in full", 0, 0},
     {"threads", OPT_INT, offsetof(predict_options, threads), 0, 256, "N", "threads (0: one per core)", 0, 0},
+    {"invert", OPT_CHOICE, offsetof(predict_options, invert), 0, 0, "WHEN",
+     "images: light on dark, as MNIST (auto: when the border is light, e.g. ink on paper)", inversions, 0},
+    {"center", OPT_FLAG, offsetof(predict_options, center), 0, 0, "",
+     "images: scale the drawing into the middle 20/28 and centre its mass, as MNIST's digits were made", 0, 0},
     {0},
 };
 
@@ -113,18 +95,20 @@ enum { MAX_INPUTS = 64 };
 const cli_command predict_command = {
     "predict", "MODEL INPUT...",
     "Prints, for every row of a data file or every image, the most likely class and the\n"
-    "probabilities of all classes. Inputs: IDX images, .csv, .npy, or .pgm images.",
+    "probabilities of all classes (a regression: its predicted values). Inputs: IDX images,\n"
+    ".csv, .npy, or image files (PNG, JPEG, BMP, GIF, PGM, PPM), each turned into the model's\n"
+    "channels and size.",
     predict_options_table, MAX_INPUTS,
 };
 
 /* The raw samples of one input: a PGM image, or every row of a data file. */
-static int read_input(const nr_net *net, const char *path, const char *label, float **x, size_t *n)
+static int read_input(const nr_net *net, const char *path, const predict_options *o, float **x, size_t *n)
 {
     size_t in = nr_net_input_size(net);
-    size_t len = strlen(path);
+    const char *label = o->label;
     *n = 1;
-    if (len > 4 && strcmp(path + len - 4, ".pgm") == 0)
-        return read_pgm(path, in, x);
+    if (is_image(path))
+        return read_image(net, path, o, x);
     nr_dataset *set;
     int rc = cli_load("predict", path, &(nr_data_options){.label = label, .unlabeled = label == NULL, .model = net},
                       &set);
@@ -149,7 +133,7 @@ static int predict_file(nr_net *net, const char *path, const predict_options *o)
     size_t k = nr_net_output_size(net), n;
     float *x = NULL, *p = NULL;
     nr_status st;
-    int rc = read_input(net, path, o->label, &x, &n);
+    int rc = read_input(net, path, o, &x, &n);
     if (!rc && !(p = malloc(n * k * sizeof *p)))
         rc = cli_error("predict", EXIT_WORK, "out of memory");
     if (!rc && (st = nr_net_predict(net, x, n, p)))
@@ -163,7 +147,7 @@ static int predict_file(nr_net *net, const char *path, const predict_options *o)
 
 int cmd_predict(int argc, char **argv)
 {
-    predict_options o = {0};
+    predict_options o = {.invert = -1};
     const char *pos[MAX_INPUTS];
     int npos, rc = cli_parse(&predict_command, &o, argc, argv, pos, &npos, NULL);
     if (rc)

@@ -41,8 +41,9 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
-        printf("neurite %s (matrix kernel: %s%s%s)\n", NR_VERSION_STRING, nr_gemm_backend(),
-               cli_comm_kind() ? "; processes: " : "", cli_comm_kind() ? cli_comm_kind() : "");
+        printf("neurite %s (matrix kernel: %s; images: %s%s%s)\n", NR_VERSION_STRING, nr_gemm_backend(),
+               nr_image_decoder() ? nr_image_decoder() : "PGM and PPM only", cli_comm_kind() ? "; processes: " : "",
+               cli_comm_kind() ? cli_comm_kind() : "");
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

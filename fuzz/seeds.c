@@ -14,6 +14,9 @@
 #ifdef NR_HAVE_ZLIB
 #include <zlib.h>
 #endif
+#ifdef NR_HAVE_STB
+#include <stb_image_write.h>
+#endif
 
 static const char *root = "fuzz/corpus";
 static char scratch[] = "/tmp/neurite-seeds-XXXXXX";
@@ -534,6 +537,78 @@ static void spec(void)
     put_text("spec", "broken-empty.txt", 0x0a, " # nothing\n");
 }
 
+/* ---- images ---- */
+
+/* A small picture: a light ring on dark, grey or colour. */
+static void picture(unsigned char *px, int w, int h, int c)
+{
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int dy = 2 * y - h, dx = 2 * x - w, r = dy * dy + dx * dx;
+            for (int k = 0; k < c; k++)
+                px[(y * w + x) * c + k] = (unsigned char)(r > h * h / 4 && r < h * h / 2 ? 200 + 20 * k : 10 * k);
+        }
+}
+
+#ifdef NR_HAVE_STB
+typedef struct mem {
+    unsigned char data[16384];
+    size_t len;
+} mem;
+
+static void to_mem(void *ctx, void *data, int size)
+{
+    mem *m = ctx;
+    if (m->len + (size_t)size <= sizeof m->data) {
+        memcpy(m->data + m->len, data, (size_t)size);
+        m->len += (size_t)size;
+    }
+}
+#endif
+
+/* An options byte (fuzz_image.c) followed by the file. */
+static void put_image(const char *name, unsigned mode, const void *file, size_t len)
+{
+    unsigned char *b = malloc(len + 1);
+    if (!b)
+        die("out of memory");
+    b[0] = (unsigned char)mode;
+    memcpy(b + 1, file, len);
+    put("image", name, b, len + 1);
+    free(b);
+}
+
+static void images(void)
+{
+    unsigned char px[20 * 16 * 3];
+    char pgm[2048];
+    picture(px, 16, 20, 1);
+    int n = snprintf(pgm, sizeof pgm, "P5\n16 20\n255\n");
+    memcpy(pgm + n, px, 16 * 20);
+    put_image("ring.pgm", 0x40 | 0x20, pgm, (size_t)n + 16 * 20);
+    put_image("broken-pgm-truncated.pgm", 0x40, pgm, (size_t)n + 100);
+    put_image("ascii.pgm", 0x40 | 0x08, "P2 3 2 9\n0 1 2\n3 4 9\n", 23);
+#ifdef NR_HAVE_STB
+    const struct { const char *name; int c; unsigned mode; int jpg; } kinds[] = {
+        {"ring-grey.png", 1, 0x00, 0}, {"ring-rgb.png", 3, 0x04 | 0x10, 0}, {"ring.jpg", 3, 0x01 | 0x20, 1},
+        {"ring-grey.jpg", 1, 0x03, 1}};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        mem m = {.len = 0};
+        picture(px, 16, 20, kinds[i].c);
+        if (kinds[i].jpg)
+            stbi_write_jpg_to_func(to_mem, &m, 16, 20, kinds[i].c, px, 90);
+        else
+            stbi_write_png_to_func(to_mem, &m, 16, 20, kinds[i].c, px, 16 * kinds[i].c);
+        put_image(kinds[i].name, kinds[i].mode, m.data, m.len);
+        if (i == 1) {
+            put_image("broken-png-truncated.png", kinds[i].mode, m.data, m.len / 2);
+            m.data[m.len / 2] ^= 0x55;
+            put_image("broken-png-bitflip.png", kinds[i].mode, m.data, m.len);
+        }
+    }
+#endif
+}
+
 int main(void)
 {
     if (!mkdtemp(scratch))
@@ -543,6 +618,7 @@ int main(void)
     csv();
     npy();
     spec();
+    images();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
     if (system(cmd) != 0)

@@ -235,6 +235,8 @@ nr_status nr_net_init(nr_net *net, nr_init init, nr_rng *rng);
 
 /* Shape and size queries. */
 size_t nr_net_input_size(const nr_net *net);    /* numbers per input sample */
+/* Height, width and channels of an input sample (1, 1, n for vectors). */
+void nr_net_input_shape(const nr_net *net, size_t shape[3]);
 size_t nr_net_output_size(const nr_net *net);   /* numbers per output sample */
 size_t nr_net_layer_count(const nr_net *net);
 
@@ -458,6 +460,27 @@ nr_status nr_data_split(nr_dataset *data, size_t count, nr_rng *rng, nr_dataset 
 
 /* Keeps only the first `count` samples (for quick runs on a slice). */
 nr_status nr_data_truncate(nr_dataset *data, size_t count);
+
+/* ---- Images ---- */
+
+/* The decoder neurite was built with for PNG, JPEG, BMP and GIF ("stb_image"), or NULL: then only PGM and PPM
+ * images are read. */
+const char *nr_image_decoder(void);
+
+typedef struct nr_image_options {
+    int invert;   /* 1: invert; -1: invert when the image's border is mostly light (dark strokes on paper become
+                     light on dark, as MNIST's digits are); 0: as it is */
+    int center;   /* as MNIST's digits were made: the drawing's bounding box scaled into the middle 20/28 of the
+                     frame and centred on its centre of mass */
+} nr_image_options;
+
+/* Reads an image file (PNG, JPEG, BMP, GIF with the decoder; PGM and PPM always) as height x width x channels
+ * (channels 1 or 3) values 0 to 255, like the bytes of an IDX file: grey made from colour by luminance or
+ * colour from grey by copying, transparency over white, resized (averaging when shrinking, bilinear when
+ * growing), inverted and centred as `options` say (NULL: neither). The file's length and the image's size
+ * are checked before anything is decoded. */
+nr_status nr_image_load(const char *path, size_t height, size_t width, size_t channels,
+                        const nr_image_options *options, float *out);
 
 /* ---- Input scaling, part of the model ---- */
 

@@ -38,7 +38,7 @@ python_test() {
     name=$(basename "$1" .py)
     for module in $(sed -n 's/^# needs: //p' "$1"); do
         if ! "$PYTHON" -c "import $module" 2>/dev/null; then
-            package=$(case $module in sklearn) echo python3-sklearn ;; *) echo "python3-$module" ;; esac)
+            package=$(case $module in PIL) echo python3-pil ;; *) echo "python3-$module" ;; esac)
             echo "$name: skipped: $PYTHON cannot import $module (apt-get install $package)"
             total_skip=$((total_skip + 1))
             return

@@ -9,6 +9,7 @@
 #define FUZZ_NO_MAIN
 #include "../fuzz/fuzz_csv.c"
 #include "../fuzz/fuzz_idx.c"
+#include "../fuzz/fuzz_image.c"
 #include "../fuzz/fuzz_model.c"
 #include "../fuzz/fuzz_npy.c"
 #include "../fuzz/fuzz_spec.c"
@@ -37,7 +38,8 @@ typedef int (*target_fn)(const uint8_t *data, size_t size);
 static const struct {
     const char *name;
     target_fn run;
-} targets[] = {{"model", fz_model}, {"idx", fz_idx}, {"csv", fz_csv}, {"npy", fz_npy}, {"spec", fz_spec}};
+} targets[] = {{"model", fz_model}, {"idx", fz_idx}, {"csv", fz_csv}, {"npy", fz_npy}, {"spec", fz_spec},
+               {"image", fz_image}};
 
 /* Runs one input in a child; true if it finished cleanly. */
 static bool run_one(target_fn run, const char *path)

@@ -225,6 +225,12 @@ nr_status nr_net_init(nr_net *net, nr_init init, nr_rng *rng)
 }
 
 size_t nr_net_input_size(const nr_net *net) { return net ? net->in_size : 0; }
+
+void nr_net_input_shape(const nr_net *net, size_t shape[3])
+{
+    for (int i = 0; shape && i < 3; i++)
+        shape[i] = net ? net->in_shape[i] : 0;
+}
 size_t nr_net_output_size(const nr_net *net)
 {
     if (!net)

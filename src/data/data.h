@@ -60,7 +60,25 @@ const char *nr__label_problem(double value);
 nr_status nr__data_load_csv(const char *path, const nr_data_options *options, nr_dataset **out);
 /* A 2-D .npy array, one sample per row and the label in one column (options->label: its 0-based index). */
 nr_status nr__data_load_npy(const char *path, const nr_data_options *options, nr_dataset **out);
+/* A folder with one sub-folder of images per class (folder.c). */
+nr_status nr__data_load_folder(const char *path, nr_dataset **out);
 /* An IDX images file whose labels file is found by name ("images-idx3" -> "labels-idx1"). */
 nr_status nr__data_load_idx_images(const char *images_path, bool unlabeled, nr_dataset **out);
+
+/* ---- images (image.c) ---- */
+
+/* A decoded image: h x w x c bytes (c is 1 for grey or 3 for colour; transparency is composited over white). */
+typedef struct nr__image {
+    uint8_t *pixels;
+    size_t h, w, c;
+} nr__image;
+
+/* Reads PGM/PPM, and PNG, JPEG, BMP, GIF with the stb_image decoder; the file's size and the image's pixels
+ * are checked before decoding. */
+nr_status nr__image_read(const char *path, nr__image *img);
+void nr__image_free(nr__image *img);
+/* Converts an image to h x w x c values 0..255 (channels, inversion, size, centring as options say). */
+nr_status nr__image_convert(const nr__image *img, size_t h, size_t w, size_t c, const nr_image_options *opt,
+                            float *out);
 
 #endif

@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 /* ---- the structure ---- */
 
@@ -177,6 +178,9 @@ nr_status nr_data_load(const char *path, const nr_data_options *options, nr_data
     if (options && (options->header < 0 || options->header > 2))
         return nr__fail(NR_EINVAL, "%s: header option %d is not 0 (guess), 1 (yes) or 2 (no)", path,
                         options->header);
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return nr__data_load_folder(path, out);
     if (ends_with(path, ".csv"))
         return nr__data_load_csv(path, options, out);
     if (ends_with(path, ".npy"))
