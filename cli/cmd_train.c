@@ -74,6 +74,8 @@ static const cli_opt options[] = {
     {"limit", OPT_SIZE, O(limit), 1, 1e12, "N", "train on the first N samples only", 0, CLI_RUN},
     {"out", OPT_STRING, O(out), 0, 0, "MODEL", "save the trained model here", 0, CLI_KEEP},
     {"log", OPT_STRING, O(log), 0, 0, "FILE.csv", "write per-epoch metrics as CSV", 0, 0},
+    {"report", OPT_STRING, O(report), 0, 0, "FILE.html",
+     "write a report: curves, confusion matrix, mistakes, first-layer weights (one HTML file)", 0, CLI_KEEP},
     {"checkpoint", OPT_STRING, O(checkpoint), 0, 0, "FILE",
      "save the whole training state here each epoch", 0, CLI_KEEP},
     {"checkpoint-every", OPT_SIZE, O(checkpoint_every), 1, 1e12, "N", "... and every N batches", 0, CLI_KEEP},

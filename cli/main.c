@@ -17,6 +17,7 @@ static const command commands[] = {
     {"predict", cmd_predict, "the class and probabilities a model gives each row or image"},
     {"info", cmd_info, "the summary of a saved model or checkpoint"},
     {"export", cmd_export, "a model as one dependency-free C file (weights + a predict function)"},
+    {"report", cmd_report, "one HTML page that shows a model: curves, confusion matrix, mistakes, weights"},
     {"fetch", cmd_fetch, "fetch the MNIST digits or Fashion-MNIST into the data folder"},
 };
 

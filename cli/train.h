@@ -3,14 +3,14 @@
 #ifndef NR_CLI_TRAIN_H
 #define NR_CLI_TRAIN_H
 
-#include "cli.h"
+#include "report.h"
 
 /* --scale auto: unit for images, standardised for tables. */
 enum { SCALE_AUTO = -2 };
 
 /* The command line of `neurite train`, as parsed (strings point into argv). */
 typedef struct train_options {
-    const char *data, *test, *label, *layers, *out, *log, *checkpoint, *resume;
+    const char *data, *test, *label, *layers, *out, *log, *checkpoint, *resume, *report;
     int act, loss, opt, schedule, scale, init, reduce, task, missing;   /* OPT_CHOICE values */
     double lr, momentum, wd, clip, warmup, gamma, val;
     size_t epochs, batch, step_epochs, patience, checkpoint_every, limit, shards;
@@ -34,6 +34,7 @@ typedef struct train_job {
     char *note;                  /* the run's options as kept in its checkpoints */
     char *stored;                /* the note of the checkpoint resumed from (its strings point here) */
     char *layers;                /* the layer list as text, comments and line breaks gone */
+    report_epochs history;       /* every epoch, for --report */
 } train_job;
 
 extern const cli_command train_command;
@@ -63,6 +64,7 @@ typedef struct train_display {
     size_t steps;     /* batches trained in this process */
     double last_draw;
     FILE *log_rows;   /* the CSV rows so far, rewritten whole into --log after each epoch */
+    report_epochs *epochs;  /* --report: every epoch, for the curves (may be NULL) */
     const char *log_path;
     char *log_buf;
     size_t log_len;

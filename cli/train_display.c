@@ -75,6 +75,9 @@ void train_display_epoch(const nr_progress *p, void *user)
         snprintf(val, sizeof val, "%9.4f  %s%s", p->val_loss, vacc, p->improved ? "*" : " ");
     printf("%5zu  %10.4f  %s  %s  %9.2e  %6.1f s\n", p->epoch, p->loss, acc, val, (double)p->lr, p->seconds);
     fflush(stdout);
+    report_epoch e = {p->loss, p->accuracy, p->val_loss, p->val_accuracy, p->lr};
+    if (d->epochs && !report_add_epoch(d->epochs, &e))
+        d->epochs = NULL;  /* out of memory: the report will lack curves, the run goes on */
     if (d->log_rows && d->log_path) {
         fprintf(d->log_rows, "%zu,%.6g,%.6g,%.6g,%.6g,%.6g,%.3f\n", p->epoch, p->loss, p->accuracy, p->val_loss,
                 p->val_accuracy, (double)p->lr, p->seconds);

@@ -208,6 +208,7 @@ static int fit(train_job *j, nr_train_config *cfg)
     int rc = train_display_open(&disp, j->o.quiet, j->o.log);
     if (rc)
         return rc;
+    disp.epochs = j->o.report ? &j->history : NULL;
     cfg->user = &disp;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -259,14 +260,28 @@ static int test_and_save(train_job *j)
     return 0;
 }
 
+/* The report judges the model on the test set, else the validation set; its options are the checkpoints'. */
+static int write_report(train_job *j)
+{
+    const nr_dataset *data = j->test ? j->test : j->val;
+    char title[512];
+    snprintf(title, sizeof title, "neurite: %.200s on %.200s", j->o.out ? j->o.out : "a model", j->src.train);
+    report_input in = {.net = j->net, .data = data, .data_name = j->test ? "the test set" : "the validation set",
+                       .epochs = &j->history, .title = title, .options = j->note ? strchr(j->note, '\n') + 1 : NULL};
+    int rc = report_write("train", j->o.report, &in);
+    if (!rc)
+        printf("report: %s\n", j->o.report);
+    return rc;
+}
+
 /* Every file the run will write, refused now if its folder cannot take it, not after hours of training. */
 static int check_outputs(const train_job *j)
 {
     if (cli_rank() != 0)  /* only rank 0 writes */
         return 0;
-    const char *names[] = {"out", "checkpoint", "log"};
-    const char *paths[] = {j->o.out, j->o.checkpoint, j->o.log};
-    for (int i = 0; i < 3; i++) {
+    const char *names[] = {"out", "checkpoint", "log", "report"};
+    const char *paths[] = {j->o.out, j->o.checkpoint, j->o.log, j->o.report};
+    for (int i = 0; i < 4; i++) {
         int rc = paths[i] ? cli_check_output("train", names[i], paths[i]) : 0;
         if (rc)
             return rc;
@@ -303,6 +318,9 @@ int train_job_run(train_job *j)
     }
     if (!rc)
         rc = test_and_save(j);
+    if (!rc && j->o.report && cli_rank() == 0)
+        rc = write_report(j);
+    report_epochs_free(&j->history);
     free(j->note);
     free(j->stored);
     free(j->layers);
