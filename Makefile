@@ -3,8 +3,8 @@
 #   make test                 every test, then the whole suite again under ASan + UBSan
 #   make bench                speed against NumPy and PyTorch (see docs/benchmarks.md)
 #   make install PREFIX=/usr/local
-# Options: CC=clang, BLAS=0 (no OpenBLAS even if found), ZLIB=0 (no .gz reading), STB=0 (no PNG/JPEG), MPI=0 (no mpirun training
-# even if mpicc is found), SAN=1 (sanitizers).
+# Options: CC=clang, SAN=1 (sanitizers), and to leave out an optional library even where it is found: BLAS=0
+# (OpenBLAS), ZLIB=0 (.gz reading), PNG=0, JPEG=0, ONNX=0 (ONNX import/export), MPI=0 (mpirun training).
 
 CC       ?= cc
 PREFIX   ?= /usr/local
@@ -14,8 +14,15 @@ VERSION  := 0.1.0
 PKG_CONFIG ?= pkg-config
 BLAS     ?= $(shell $(PKG_CONFIG) --exists openblas 2>/dev/null && echo 1 || echo 0)
 ZLIB     ?= $(shell $(PKG_CONFIG) --exists zlib 2>/dev/null && echo 1 || echo 0)
-# PNG and JPEG images through Debian's stb_image (libstb-dev); without it, PGM and PPM only.
-STB      ?= $(shell $(PKG_CONFIG) --exists stb 2>/dev/null && echo 1 || echo 0)
+# PNG images through libpng (libpng-dev), JPEG through libjpeg-turbo's TurboJPEG (libturbojpeg0-dev); PGM and
+# PPM always.
+PNG      ?= $(shell $(PKG_CONFIG) --exists libpng 2>/dev/null && echo 1 || echo 0)
+JPEG     ?= $(shell $(PKG_CONFIG) --exists libturbojpeg 2>/dev/null && echo 1 || echo 0)
+# ONNX import and export: C code generated from Debian's onnx.proto (python3-onnx) by protoc-c, read and written
+# with libprotobuf-c (docs/interop.md). On when all three are found.
+ONNX_PROTO ?= /usr/lib/python3/dist-packages/onnx/onnx.proto
+ONNX     ?= $(shell command -v protoc-c >/dev/null 2>&1 && $(PKG_CONFIG) --exists libprotobuf-c 2>/dev/null && \
+                    [ -r $(ONNX_PROTO) ] && echo 1 || echo 0)
 # MPI only for the command (several processes training one network: docs/distributed.md); the library has
 # none. On when mpicc is found.
 MPI      ?= $(shell command -v mpicc >/dev/null 2>&1 && echo 1 || echo 0)
@@ -39,10 +46,20 @@ CPPFLAGS += -DNR_HAVE_ZLIB
 LDLIBS   += -lz
 PC_LIBS  += zlib
 endif
-ifeq ($(STB),1)
-CPPFLAGS += -DNR_HAVE_STB $(shell $(PKG_CONFIG) --cflags stb)
-LDLIBS   += $(shell $(PKG_CONFIG) --libs stb)
-PC_LIBS  += stb
+ifeq ($(PNG),1)
+CPPFLAGS += -DNR_HAVE_PNG $(shell $(PKG_CONFIG) --cflags libpng)
+LDLIBS   += $(shell $(PKG_CONFIG) --libs libpng)
+PC_LIBS  += libpng
+endif
+ifeq ($(JPEG),1)
+CPPFLAGS += -DNR_HAVE_JPEG $(shell $(PKG_CONFIG) --cflags libturbojpeg)
+LDLIBS   += $(shell $(PKG_CONFIG) --libs libturbojpeg)
+PC_LIBS  += libturbojpeg
+endif
+ifeq ($(ONNX),1)
+CPPFLAGS += -DNR_HAVE_ONNX -I$(BUILD)/gen
+LDLIBS   += $(shell $(PKG_CONFIG) --libs libprotobuf-c)
+PC_LIBS  += libprotobuf-c
 endif
 ifeq ($(MPI),1)
 MPI_CFLAGS := -DNR_HAVE_MPI $(shell mpicc --showme:compile)
@@ -67,7 +84,7 @@ CLI_SRC  := $(wildcard cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 EX_SRC   := $(wildcard examples/*.c)
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(if $(filter 1,$(ONNX)),$(BUILD)/gen/onnx.pb-c.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HELPER_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/helper_*.c))
@@ -88,6 +105,16 @@ examples: $(EX_BIN)
 $(BUILD)/%.o: %.c include/neurite.h $(wildcard src/*/*.h cli/*.h tests/*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+# The ONNX message code, generated from onnx.proto by protoc-c (generated code: its own warnings are not ours).
+$(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h: $(ONNX_PROTO) Makefile
+	@mkdir -p $(BUILD)/gen
+	$(Q)cp $(ONNX_PROTO) $(BUILD)/gen/onnx.proto && cd $(BUILD)/gen && protoc-c --c_out=. onnx.proto
+
+$(BUILD)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+	$(Q)$(CC) $(CPPFLAGS) -std=c11 $(OPT) -g -fPIC $(filter -fsanitize% -fno-sanitize%,$(BASEFLAGS)) -c $< -o $@
+
+$(BUILD)/src/io/onnx_import.o $(BUILD)/src/io/onnx_export.o: $(BUILD)/gen/onnx.pb-c.h
 
 # Kernels for newer x86-64 CPUs are compiled with their instruction sets and chosen at run time, so one
 # binary runs on any x86-64 (never -march=native).
@@ -197,14 +224,16 @@ FUZZ_CC       ?= clang
 FUZZ_SECONDS  ?= 60
 FUZZ_SMOKE_SECONDS ?= 6
 FUZZ_NICE     ?= nice -n 19
-FUZZ_TARGETS  := model idx csv npy spec image
+FUZZ_TARGETS  := model idx csv npy spec image $(if $(filter 1,$(ONNX)),onnx) safetensors
 FUZZ_DIR      := build/fuzz
 FUZZ_CPPFLAGS := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L $(if $(filter 1,$(ZLIB)),-DNR_HAVE_ZLIB) \
-                 $(if $(filter 1,$(STB)),-DNR_HAVE_STB $(shell $(PKG_CONFIG) --cflags stb))
+                 $(if $(filter 1,$(PNG)),-DNR_HAVE_PNG) $(if $(filter 1,$(JPEG)),-DNR_HAVE_JPEG) \
+                 $(if $(filter 1,$(ONNX)),-DNR_HAVE_ONNX -I$(BUILD)/gen)
 FUZZ_CFLAGS   := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                  -fno-omit-frame-pointer -pthread -fno-math-errno -ffp-contract=off $(WARN)
-FUZZ_LDLIBS   := -lm -pthread $(if $(filter 1,$(ZLIB)),-lz) $(if $(filter 1,$(STB)),-lstb)
-FUZZ_LIB_OBJ  := $(LIB_SRC:src/%.c=$(FUZZ_DIR)/src/%.o)
+FUZZ_LDLIBS   := -lm -pthread $(if $(filter 1,$(ZLIB)),-lz) $(if $(filter 1,$(PNG)),-lpng) \
+                 $(if $(filter 1,$(JPEG)),-lturbojpeg) $(if $(filter 1,$(ONNX)),-lprotobuf-c)
+FUZZ_LIB_OBJ  := $(LIB_SRC:src/%.c=$(FUZZ_DIR)/src/%.o) $(if $(filter 1,$(ONNX)),$(FUZZ_DIR)/gen/onnx.pb-c.o)
 FUZZ_BIN      := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 # Per target: the largest input, and the largest single allocation (MB) before libFuzzer calls it a bug; a
 # reader must not allocate far beyond what its file can hold. The spec target allows big networks instead:
@@ -215,11 +244,19 @@ FUZZ_OPTS_csv   := -max_len=32768 -malloc_limit_mb=64 -dict=fuzz/csv.dict
 FUZZ_OPTS_npy   := -max_len=8192 -malloc_limit_mb=64 -dict=fuzz/npy.dict
 FUZZ_OPTS_spec  := -max_len=4096 -dict=fuzz/spec.dict
 FUZZ_OPTS_image := -max_len=65536 -malloc_limit_mb=512
+FUZZ_OPTS_onnx  := -max_len=65536 -malloc_limit_mb=128 -dict=fuzz/onnx.dict
+FUZZ_OPTS_safetensors := -max_len=65536 -malloc_limit_mb=64 -dict=fuzz/safetensors.dict
 FUZZ_RUN_OPTS   := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 
 $(FUZZ_DIR)/src/%.o: src/%.c include/neurite.h $(wildcard src/*/*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(Q)$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_DIR)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+
+$(FUZZ_DIR)/src/io/onnx_import.o $(FUZZ_DIR)/src/io/onnx_export.o: $(BUILD)/gen/onnx.pb-c.h
 
 # The AVX kernels are arithmetic on buffers the library sized, read no file, and take clang minutes to compile
 # with the sanitizers and coverage: they are built plain (the rest of the library checks every access to them).

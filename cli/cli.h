@@ -113,6 +113,9 @@ const char *cli_data_dir(void);
  * an exit code after printing one line. */
 int cli_resolve_data(const char *cmd, const char *value, data_source *src);
 
+/* A model file: neurite's own, or an ONNX model (by the .onnx suffix) imported as it is read. */
+nr_status cli_load_model(const char *path, nr_net **net);
+bool cli_is_onnx(const char *path);
 /* Loads a data file as `options` say (NULL: the defaults); 0 or an exit code after one line. */
 int cli_load(const char *cmd, const char *path, const nr_data_options *options, nr_dataset **out);
 
@@ -136,7 +139,7 @@ int cli_agree(int rc);
 
 /* Subcommands: each one's command line (its options table, for --help and docs/cli.md) and its entry. */
 extern const cli_command seed_command, xor_command, train_command, eval_command, predict_command, info_command,
-    export_command, fetch_command, report_command;
+    export_command, fetch_command, report_command, import_command;
 int cmd_seed(int argc, char **argv);
 int cmd_xor(int argc, char **argv);
 int cmd_train(int argc, char **argv);
@@ -146,5 +149,6 @@ int cmd_info(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_fetch(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 #endif

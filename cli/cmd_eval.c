@@ -45,7 +45,7 @@ int cmd_eval(int argc, char **argv)
     nr_net *net = NULL;
     nr_dataset *set = NULL;
     nr_eval ev = {0};
-    nr_status st = nr_model_load(pos[0], &net);
+    nr_status st = cli_load_model(pos[0], &net);
     if (st)
         rc = cli_fail("eval", st);
     else if ((rc = cli_load("eval", src.named ? src.test : src.train,
@@ -140,7 +140,7 @@ int cmd_info(int argc, char **argv)
     if (npos != 1)
         return cli_error("info", EXIT_USAGE, "needs a model file (neurite info MODEL)");
     nr_net *net;
-    nr_status st = nr_model_load(pos[0], &net);
+    nr_status st = cli_load_model(pos[0], &net);
     if (st)
         return cli_fail("info", st);
     struct stat sb;
@@ -157,6 +157,11 @@ int cmd_info(int argc, char **argv)
         printf("output: %zu values, %s\n", nr_net_output_size(net), head[nr_net_head(net)]);
     print_names(net);
     nr_net_print_summary(net, stdout);
+    size_t len = nr_net_pytorch(net, NULL, 0);
+    char *torch = len ? malloc(len + 1) : NULL;
+    if (torch && nr_net_pytorch(net, torch, len + 1) == len)  /* what --format safetensors fits */
+        printf("PyTorch (NCHW input, logits out): %s\n", torch);
+    free(torch);
     nr_net_free(net);
     nr_checkpoint_info ck;
     if (nr_checkpoint_read(pos[0], &ck) == NR_OK) {  /* a checkpoint: where its run stands */

@@ -1,6 +1,6 @@
 /* cmd_predict.c - `neurite predict MODEL INPUT...`: the class and the probabilities for every row or image.
  * Inputs are data files (IDX images, CSV, .npy; a label column, if any, is named with --label and ignored)
- * or image files (PNG, JPEG, BMP, GIF, PGM, PPM), each made the model's channels and size. */
+ * or image files (PNG, JPEG, PGM, PPM), each made the model's channels and size. */
 #include "cli.h"
 
 #include <stddef.h>
@@ -17,7 +17,7 @@ typedef struct predict_options {
 /* Image files predict reads one at a time (anything else is a data file). */
 static bool is_image(const char *path)
 {
-    static const char *const suffixes[] = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".pnm"};
+    static const char *const suffixes[] = {".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".pnm"};
     const char *dot = strrchr(path, '.');
     for (size_t i = 0; dot && i < sizeof suffixes / sizeof suffixes[0]; i++)
         if (strcasecmp(dot, suffixes[i]) == 0)
@@ -96,7 +96,7 @@ const cli_command predict_command = {
     "predict", "MODEL INPUT...",
     "Prints, for every row of a data file or every image, the most likely class and the\n"
     "probabilities of all classes (a regression: its predicted values). Inputs: IDX images,\n"
-    ".csv, .npy, or image files (PNG, JPEG, BMP, GIF, PGM, PPM), each turned into the model's\n"
+    ".csv, .npy, or image files (PNG, JPEG, PGM, PPM), each turned into the model's\n"
     "channels and size.",
     predict_options_table, MAX_INPUTS,
 };
@@ -156,7 +156,7 @@ int cmd_predict(int argc, char **argv)
         return cli_error("predict", EXIT_USAGE, "needs a model and at least one input (neurite predict MODEL INPUT...)");
     nr_set_threads(o.threads);
     nr_net *net;
-    nr_status st = nr_model_load(pos[0], &net);
+    nr_status st = cli_load_model(pos[0], &net);
     if (st)
         return cli_fail("predict", st);
     if (o.csv) {

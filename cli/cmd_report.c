@@ -46,7 +46,7 @@ int cmd_report(int argc, char **argv)
     nr_dataset *set = NULL;
     report_epochs epochs = {0};
     data_source src = {0};
-    nr_status st = nr_model_load(pos[0], &net);
+    nr_status st = cli_load_model(pos[0], &net);
     if (st)
         rc = cli_fail("report", st);
     if (!rc && o.log)

@@ -52,6 +52,17 @@ int cli_resolve_data(const char *cmd, const char *value, data_source *src)
     return 0;
 }
 
+bool cli_is_onnx(const char *path)
+{
+    size_t n = strlen(path);
+    return n > 5 && strcmp(path + n - 5, ".onnx") == 0;
+}
+
+nr_status cli_load_model(const char *path, nr_net **net)
+{
+    return cli_is_onnx(path) ? nr_onnx_import(path, net) : nr_model_load(path, net);
+}
+
 int cli_load(const char *cmd, const char *path, const nr_data_options *options, nr_dataset **out)
 {
     nr_status st = nr_data_load(path, options, out);

@@ -16,7 +16,8 @@ static const command commands[] = {
     {"eval", cmd_eval, "accuracy, per-class precision and recall, and the confusion matrix of a model"},
     {"predict", cmd_predict, "the class and probabilities a model gives each row or image"},
     {"info", cmd_info, "the summary of a saved model or checkpoint"},
-    {"export", cmd_export, "a model as one dependency-free C file (weights + a predict function)"},
+    {"export", cmd_export, "a model as a dependency-free C file, an ONNX model or PyTorch tensors"},
+    {"import", cmd_import, "a model from ONNX, or PyTorch tensors (safetensors) into a layer list"},
     {"report", cmd_report, "one HTML page that shows a model: curves, confusion matrix, mistakes, weights"},
     {"fetch", cmd_fetch, "fetch the MNIST digits or Fashion-MNIST into the data folder"},
 };

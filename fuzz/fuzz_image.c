@@ -1,4 +1,4 @@
-/* fuzz_image.c - the image reader: PNG, JPEG, BMP, GIF through stb_image, and PGM/PPM of our own.
+/* fuzz_image.c - the image reader: PNG through libpng, JPEG through libjpeg-turbo, and PGM/PPM of our own.
  *
  * The first byte chooses what the image is turned into, the rest is the file:
  *   bits 0-1  height and width: 28x28, 1x1, 7x5, 64x64

@@ -14,8 +14,11 @@
 #ifdef NR_HAVE_ZLIB
 #include <zlib.h>
 #endif
-#ifdef NR_HAVE_STB
-#include <stb_image_write.h>
+#ifdef NR_HAVE_PNG
+#include <png.h>
+#endif
+#ifdef NR_HAVE_JPEG
+#include <turbojpeg.h>
 #endif
 
 static const char *root = "fuzz/corpus";
@@ -550,21 +553,42 @@ static void picture(unsigned char *px, int w, int h, int c)
         }
 }
 
-#ifdef NR_HAVE_STB
+/* Encodes 16x20 pixels of c channels as PNG (8 or 16 bits) or JPEG (baseline or progressive) into m. */
 typedef struct mem {
     unsigned char data[16384];
     size_t len;
 } mem;
 
-static void to_mem(void *ctx, void *data, int size)
+static void encode(mem *m, const unsigned char *px, int c, int kind)
 {
-    mem *m = ctx;
-    if (m->len + (size_t)size <= sizeof m->data) {
-        memcpy(m->data + m->len, data, (size_t)size);
-        m->len += (size_t)size;
+    m->len = 0;
+#ifdef NR_HAVE_PNG
+    if (kind <= 1) {
+        uint16_t deep[16 * 20 * 3];
+        for (size_t i = 0; i < 16 * 20 * (size_t)c; i++)
+            deep[i] = (uint16_t)(px[i] * 257 + (i % 7));
+        png_image png = {.version = PNG_IMAGE_VERSION, .width = 16, .height = 20,
+                         .format = (c == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY) | (kind ? PNG_FORMAT_FLAG_LINEAR : 0)};
+        png_alloc_size_t len = sizeof m->data;
+        if (!png_image_write_to_memory(&png, m->data, &len, 0, kind ? (const void *)deep : px, 0, NULL))
+            die(png.message);
+        m->len = len;
     }
-}
 #endif
+#ifdef NR_HAVE_JPEG
+    if (kind >= 2) {
+        tjhandle tj = tjInitCompress();
+        unsigned char *out = m->data;
+        unsigned long len = sizeof m->data;
+        if (!tj || tjCompress2(tj, px, 16, 0, 20, c == 3 ? TJPF_RGB : TJPF_GRAY, &out, &len,
+                               c == 3 ? TJSAMP_420 : TJSAMP_GRAY, 90,
+                               TJFLAG_NOREALLOC | (kind == 3 ? TJFLAG_PROGRESSIVE : 0)))
+            die(tjGetErrorStr2(tj));
+        tjDestroy(tj);
+        m->len = len;
+    }
+#endif
+}
 
 /* An options byte (fuzz_image.c) followed by the file. */
 static void put_image(const char *name, unsigned mode, const void *file, size_t len)
@@ -588,25 +612,76 @@ static void images(void)
     put_image("ring.pgm", 0x40 | 0x20, pgm, (size_t)n + 16 * 20);
     put_image("broken-pgm-truncated.pgm", 0x40, pgm, (size_t)n + 100);
     put_image("ascii.pgm", 0x40 | 0x08, "P2 3 2 9\n0 1 2\n3 4 9\n", 23);
-#ifdef NR_HAVE_STB
-    const struct { const char *name; int c; unsigned mode; int jpg; } kinds[] = {
-        {"ring-grey.png", 1, 0x00, 0}, {"ring-rgb.png", 3, 0x04 | 0x10, 0}, {"ring.jpg", 3, 0x01 | 0x20, 1},
-        {"ring-grey.jpg", 1, 0x03, 1}};
+    /* kind: 0 PNG, 1 16-bit PNG, 2 JPEG, 3 progressive JPEG */
+    const struct { const char *name; int c; unsigned mode; int kind; } kinds[] = {
+        {"ring-grey.png", 1, 0x00, 0}, {"ring-rgb.png", 3, 0x04 | 0x10, 0}, {"ring-deep.png", 3, 0x02, 1},
+        {"ring.jpg", 3, 0x01 | 0x20, 2}, {"ring-grey.jpg", 1, 0x03, 2}, {"ring-progressive.jpg", 3, 0x04, 3}};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-        mem m = {.len = 0};
+        mem m;
         picture(px, 16, 20, kinds[i].c);
-        if (kinds[i].jpg)
-            stbi_write_jpg_to_func(to_mem, &m, 16, 20, kinds[i].c, px, 90);
-        else
-            stbi_write_png_to_func(to_mem, &m, 16, 20, kinds[i].c, px, 16 * kinds[i].c);
+        encode(&m, px, kinds[i].c, kinds[i].kind);
+        if (!m.len)
+            continue;  /* a build without that decoder */
         put_image(kinds[i].name, kinds[i].mode, m.data, m.len);
-        if (i == 1) {
-            put_image("broken-png-truncated.png", kinds[i].mode, m.data, m.len / 2);
+        if (i == 1 || i == 3) {
+            const char *stem = i == 1 ? "broken-png" : "broken-jpg";
+            char name[64];
+            snprintf(name, sizeof name, "%s-truncated.%s", stem, i == 1 ? "png" : "jpg");
+            put_image(name, kinds[i].mode, m.data, m.len / 2);
             m.data[m.len / 2] ^= 0x55;
-            put_image("broken-png-bitflip.png", kinds[i].mode, m.data, m.len);
+            snprintf(name, sizeof name, "%s-bitflip.%s", stem, i == 1 ? "png" : "jpg");
+            put_image(name, kinds[i].mode, m.data, m.len);
         }
     }
-#endif
+}
+
+/* A file the library wrote, into the corpus (after a harness options byte when `mode` >= 0). */
+static void put_file(const char *target, const char *name, const char *path, int mode)
+{
+    FILE *f = fopen(path, "rb");
+    static unsigned char b[1 << 20];
+    size_t at = mode >= 0, len = f ? fread(b + at, 1, sizeof b - 1, f) : 0;
+    if (!f || fclose(f) != 0 || len == 0)
+        die(path);
+    b[0] = (unsigned char)(mode >= 0 ? mode : b[0]);
+    put(target, name, b, len + at);
+}
+
+/* ONNX models neurite writes, and safetensors files for the networks fuzz_safetensors.c builds. */
+static void interop(void)
+{
+    static const struct { const char *name, *input, *layers; int head, logits; } nets[] = {
+        {"mlp.onnx", "6", "12-tanh-8-leaky0.05-drop0.1-4-softmax", NR_LOSS_XENT, 0},
+        {"cnn.onnx", "6x6x2", "conv3k3-bn-relu-avgpool2-conv4k1s1p0-pool3-flatten-fc3", NR_LOSS_XENT, 1},
+        {"image-mlp.onnx", "3x3x1", "5-sigmoid-2", NR_LOSS_MSE, 0}};
+    static const char *const harness[4][2] = {
+        {"4x4x2", "conv3k3-bn-relu-pool2-fc5"}, {"6", "fc4-bn-tanh-fc3"}, {"5x5x1", "conv2k3s2p0-flatten-bn-fc2"},
+        {"3x3x3", "conv4k1-avgpool3-drop0.5-fc2-softmax"}};
+    nr_rng rng;
+    nr_rng_seed(&rng, 9);
+    for (int i = 0; i < 3 + 4; i++) {
+        const char *input = i < 3 ? nets[i].input : harness[i - 3][0], *layers = i < 3 ? nets[i].layers : harness[i - 3][1];
+        size_t h = 1, w = 1, c;
+        nr_net *net = sscanf(input, "%zux%zux%zu", &h, &w, &c) == 3 ? nr_net_new_image(h, w, c)
+                                                                     : nr_net_new((size_t)atoi(input));
+        if (!net || nr_net_add_spec(net, layers, NR_ACT_IDENTITY))
+            die(layers);
+        nr_net_init(net, NR_INIT_AUTO, &rng);
+        if (i < 3) {
+            nr_net_set_head(net, (nr_loss)nets[i].head);
+            if (i == 1)
+                nr_net_set_scaling(net, NR_SCALE_STANDARD, 3.0f, 0.25f);
+            if (nr_onnx_export(net, tmp(nets[i].name), nets[i].logits) == NR_OK)  /* (not in a build without ONNX) */
+                put_file("onnx", nets[i].name, tmp(nets[i].name), -1);
+        } else {
+            char name[32];
+            snprintf(name, sizeof name, "net%d.safetensors", i - 3);
+            if (nr_safetensors_export(net, tmp(name)))
+                die(name);
+            put_file("safetensors", name, tmp(name), i - 3);
+        }
+        nr_net_free(net);
+    }
 }
 
 int main(void)
@@ -619,6 +694,7 @@ int main(void)
     npy();
     spec();
     images();
+    interop();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
     if (system(cmd) != 0)

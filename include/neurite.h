@@ -463,8 +463,8 @@ nr_status nr_data_truncate(nr_dataset *data, size_t count);
 
 /* ---- Images ---- */
 
-/* The decoder neurite was built with for PNG, JPEG, BMP and GIF ("stb_image"), or NULL: then only PGM and PPM
- * images are read. */
+/* The decoders neurite was built with for PNG and JPEG ("libpng, libjpeg-turbo", or one of them), or NULL:
+ * then only PGM and PPM images are read. */
 const char *nr_image_decoder(void);
 
 typedef struct nr_image_options {
@@ -474,7 +474,7 @@ typedef struct nr_image_options {
                      frame and centred on its centre of mass */
 } nr_image_options;
 
-/* Reads an image file (PNG, JPEG, BMP, GIF with the decoder; PGM and PPM always) as height x width x channels
+/* Reads an image file (PNG and JPEG with their decoders; PGM and PPM always; told apart by their first bytes) as height x width x channels
  * (channels 1 or 3) values 0 to 255, like the bytes of an IDX file: grey made from colour by luminance or
  * colour from grey by copying, transparency over white, resized (averaging when shrinking, bilinear when
  * growing), inverted and centred as `options` say (NULL: neither). The file's length and the image's size
@@ -674,6 +674,50 @@ nr_status nr_model_load(const char *path, nr_net **out);
  * neither neurite nor any allocation (for microcontrollers, or programs that must not link a library). Its
  * results equal nr_net_predict's to float rounding. `prefix` must be a C identifier (NULL: "model"). */
 nr_status nr_model_export_c(const nr_net *net, FILE *out, const char *prefix);
+
+/* ================================================================================================
+ * Models from and for other tools (docs/interop.md)
+ *
+ * ONNX: neurite's layers as ONNX operators and back. ONNX images are NCHW, neurite's channels-last (HWC):
+ * weights are converted on the way, and a neurite model (imported or exported) takes its inputs channels-last.
+ * safetensors: the tensors of the PyTorch nn.Sequential a network corresponds to, named as its state_dict
+ * ("0.weight", "0.bias", ...), NCHW convolution weights, so that load_state_dict takes them either way.
+ * ============================================================================================== */
+
+/* "libprotobuf-c" when built with ONNX support, else NULL (then the ONNX functions refuse with NR_EINVAL). */
+const char *nr_onnx_support(void);
+
+/* Builds a network from an ONNX model file (opsets 9 to 21): Gemm, MatMul (+ Add), Conv, MaxPool,
+ * AveragePool, GlobalAveragePool, BatchNormalization, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, LogSoftmax,
+ * Flatten, Reshape and Squeeze that flatten, Dropout, Identity, Constant. A final Softmax or LogSoftmax makes a
+ * classifier (nr_net_predict gives probabilities). Anything else is refused in one line naming the node, its
+ * operator and the opset; the file is hostile input (every size checked against it). */
+nr_status nr_onnx_import(const char *path, nr_net **out);
+
+/* Writes the network as an ONNX model (opset 13, a dynamic batch axis): its input scaling as ONNX operators,
+ * so raw inputs give what nr_net_predict gives; for a classifier the probabilities (Softmax), or with
+ * `logits` the outputs before it. Whole or not at all. */
+nr_status nr_onnx_export(const nr_net *net, const char *path, int logits);
+
+/* Writes the network's tensors as a safetensors file, named and shaped as the state_dict of the equivalent
+ * PyTorch nn.Sequential (docs/interop.md); whole or not at all. */
+nr_status nr_safetensors_export(const nr_net *net, const char *path);
+
+/* The PyTorch module the network corresponds to, as Python text ("nn.Sequential(nn.Conv2d(1, 8, 3, stride=1,
+ * padding=1), nn.ReLU(), ..., nn.Linear(392, 10))"): the model whose state_dict nr_safetensors_export writes
+ * and nr_safetensors_import reads. It takes NCHW images and gives logits (a classifier's softmax is left to
+ * the loss, as PyTorch does). Writes at most cap bytes into buf, ended by '\0'; returns the text's full length
+ * (0 if out of memory), as snprintf does. */
+size_t nr_net_pytorch(const nr_net *net, char *buf, size_t cap);
+
+/* Fills a built network's tensors from a safetensors file named as nr_safetensors_export names them (every
+ * tensor must be there, of its shape, float32 or float64; nothing else may be). The header is hostile input:
+ * every offset and size is checked against the file. On failure the network is unchanged. */
+nr_status nr_safetensors_import(nr_net *net, const char *path);
+
+/* Sets the input scaling by hand: every input becomes (x - shift) * scale (scale != 0); kind is what
+ * nr_net_scaling reports (NR_SCALE_NONE clears it). For a model from elsewhere, which has none. */
+nr_status nr_net_set_scaling(nr_net *net, nr_scaling kind, float shift, float scale);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,8 @@
 #include "../fuzz/fuzz_image.c"
 #include "../fuzz/fuzz_model.c"
 #include "../fuzz/fuzz_npy.c"
+#include "../fuzz/fuzz_onnx.c"
+#include "../fuzz/fuzz_safetensors.c"
 #include "../fuzz/fuzz_spec.c"
 #include "check.h"
 
@@ -39,7 +41,7 @@ static const struct {
     const char *name;
     target_fn run;
 } targets[] = {{"model", fz_model}, {"idx", fz_idx}, {"csv", fz_csv}, {"npy", fz_npy}, {"spec", fz_spec},
-               {"image", fz_image}};
+               {"image", fz_image}, {"onnx", fz_onnx}, {"safetensors", fz_safetensors}};
 
 /* Runs one input in a child; true if it finished cleanly. */
 static bool run_one(target_fn run, const char *path)

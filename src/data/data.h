@@ -73,9 +73,13 @@ typedef struct nr__image {
     size_t h, w, c;
 } nr__image;
 
-/* Reads PGM/PPM, and PNG, JPEG, BMP, GIF with the stb_image decoder; the file's size and the image's pixels
+/* Reads PGM/PPM always, PNG and JPEG when built with their decoders; the file's size and the image's pixels
  * are checked before decoding. */
 nr_status nr__image_read(const char *path, nr__image *img);
+/* PNG (libpng) and JPEG (libjpeg-turbo) decoders, in builds that have them (image_codecs.c): `data` is the
+ * whole file; an image of more than max_pixels is refused before its pixels are decoded. */
+nr_status nr__png_read(const char *path, const unsigned char *data, size_t len, size_t max_pixels, nr__image *img);
+nr_status nr__jpeg_read(const char *path, const unsigned char *data, size_t len, size_t max_pixels, nr__image *img);
 void nr__image_free(nr__image *img);
 /* Converts an image to h x w x c values 0..255 (channels, inversion, size, centring as options say). */
 nr_status nr__image_convert(const nr__image *img, size_t h, size_t w, size_t c, const nr_image_options *opt,

@@ -311,6 +311,30 @@ static void set_scaling(nr_net *net, int kind, size_t count, float *shift, float
     net->scaling.scale = scale;
 }
 
+nr_status nr_net_set_scaling(nr_net *net, nr_scaling kind, float shift, float scale)
+{
+    if (!net)
+        return nr__fail(NR_EINVAL, "nr_net_set_scaling: NULL network");
+    if (kind != NR_SCALE_NONE && kind != NR_SCALE_UNIT && kind != NR_SCALE_STANDARD)
+        return nr__fail(NR_EINVAL, "unknown scaling %d", (int)kind);
+    if (kind == NR_SCALE_NONE) {
+        set_scaling(net, 0, 0, NULL, NULL);
+        return NR_OK;
+    }
+    if (!isfinite(shift) || !isfinite(scale) || scale == 0.0f)
+        return nr__fail(NR_EINVAL, "a scaling of (x - %g) * %g is not usable", (double)shift, (double)scale);
+    float *s = malloc(sizeof *s), *k = malloc(sizeof *k);
+    if (!s || !k) {
+        free(s);
+        free(k);
+        return nr__fail(NR_ENOMEM, "out of memory");
+    }
+    *s = shift;
+    *k = scale;
+    set_scaling(net, (int)kind, 1, s, k);
+    return NR_OK;
+}
+
 /* 1 / spread, or 1 when the spread is zero or too small to invert in float (a constant column). */
 static float inverse_or_one(double spread)
 {

@@ -1,5 +1,5 @@
 /* folder.c - a data set from a folder of images, the layout Keras and torchvision read: one sub-folder per
- * class, named as the class, holding its images (PNG, JPEG, BMP, GIF, PGM, PPM; other files are not read).
+ * class, named as the class, holding its images (PNG, JPEG, PGM, PPM; other files are not read).
  * Classes are the sub-folders in sorted order; every image is made the size and channels of the first one
  * (grey or colour) and kept as bytes, as IDX images are. */
 #include "data/data.h"
@@ -26,7 +26,7 @@ typedef struct listing {
 
 static bool is_image_name(const char *name)
 {
-    static const char *const suffixes[] = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".pnm"};
+    static const char *const suffixes[] = {".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".pnm"};
     const char *dot = strrchr(name, '.');
     for (size_t i = 0; dot && i < sizeof suffixes / sizeof suffixes[0]; i++)
         if (strcasecmp(dot, suffixes[i]) == 0)
@@ -109,7 +109,7 @@ static nr_status list_folder(const char *root, listing *l)
         nr__free_strings(files, n);
     }
     if (!st && l->n_files == 0)
-        st = nr__fail(NR_EFORMAT, "%s: no images (PNG, JPEG, BMP, GIF, PGM, PPM) in its sub-folders", root);
+        st = nr__fail(NR_EFORMAT, "%s: no images (PNG, JPEG, PGM, PPM) in its sub-folders", root);
     return st;
 }
 

@@ -1,23 +1,17 @@
-/* image.c - images as people have them: PNG, JPEG, BMP, GIF (decoded by stb_image, Debian's libstb, when the
- * build has it) and PGM/PPM (always), turned into what a network takes: its channels (grey from colour by
- * luminance, colour from grey by copying; transparency over white paper), its size (averaging the pixels a
- * target pixel covers when shrinking, bilinear when growing), and optionally the way MNIST's digits were made:
- * dark strokes on paper inverted to light on dark, the drawing scaled into the middle 20/28 of the frame and
- * centred on its centre of mass.
- *
- * Why stb_image: one small, maintained decoder for every common format (libpng and libjpeg would be two
- * libraries with setjmp error handling), fuzzed for years by OSS-Fuzz; its output is plain bytes. The file's
- * size and the image's dimensions are checked before it decodes anything. */
+/* image.c - images as people have them: PNG and JPEG (decoded by libpng and libjpeg-turbo, image_codecs.c, when
+ * the build has them) and PGM/PPM (always, read here), turned into what a network takes: its channels (grey
+ * from colour by luminance, colour from grey by copying; transparency over white paper), its size (averaging
+ * the pixels a target pixel covers when shrinking, bilinear when growing), and optionally the way MNIST's
+ * digits were made: dark strokes on paper inverted to light on dark, the drawing scaled into the middle 20/28
+ * of the frame and centred on its centre of mass. The format is told by the file's first bytes, not its name;
+ * the file's size and the image's dimensions are checked before anything is decoded. */
 #include "data/data.h"
 #include "io/io.h"
 
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
-
-#ifdef NR_HAVE_STB
-#include <stb_image.h>
-#endif
+#include <string.h>
 
 /* The largest file and image read: far beyond any photo a classifier is shown, short of exhausting memory. */
 #define MAX_IMAGE_FILE ((size_t)1 << 28)
@@ -25,8 +19,12 @@
 
 const char *nr_image_decoder(void)
 {
-#ifdef NR_HAVE_STB
-    return "stb_image";
+#if defined NR_HAVE_PNG && defined NR_HAVE_JPEG
+    return "libpng, libjpeg-turbo";
+#elif defined NR_HAVE_PNG
+    return "libpng";
+#elif defined NR_HAVE_JPEG
+    return "libjpeg-turbo";
 #else
     return NULL;
 #endif
@@ -64,7 +62,8 @@ static nr_status read_pnm(const char *path, const unsigned char *data, size_t le
     size_t c = colour ? 3 : 1;
     if (w * h > MAX_PIXELS)
         return nr__fail(NR_EFORMAT, "%s: %lux%lu pixels is more than the limit of %zu", path, w, h, MAX_PIXELS);
-    r.p++;  /* the single white-space character after the header */
+    if (r.p < r.end)
+        r.p++;  /* the single white-space character after the header (none when the file ends there) */
     if (!text && (size_t)(r.end - r.p) < w * h * c)
         return nr__fail(NR_EFORMAT, "%s: truncated image (%lux%lu needs %lu bytes)", path, w, h, w * h * c);
     if (!(img->pixels = malloc(w * h * c)))
@@ -83,36 +82,6 @@ static nr_status read_pnm(const char *path, const unsigned char *data, size_t le
     return NR_OK;
 }
 
-/* ---- decoding ---- */
-
-#ifdef NR_HAVE_STB
-static nr_status read_stb(const char *path, const unsigned char *data, size_t len, nr__image *img)
-{
-    int w, h, c;
-    if (len > INT32_MAX || !stbi_info_from_memory(data, (int)len, &w, &h, &c))
-        return nr__fail(NR_EFORMAT, "%s: not an image neurite can read (%s)", path, stbi_failure_reason());
-    if (w <= 0 || h <= 0 || (size_t)w * (size_t)h > MAX_PIXELS)
-        return nr__fail(NR_EFORMAT, "%s: %dx%d pixels is more than the limit of %zu", path, w, h, MAX_PIXELS);
-    /* Grey stays grey (with its alpha), anything else comes as RGBA, the alpha composited below. */
-    int want = c <= 2 ? 2 : 4;
-    unsigned char *px = stbi_load_from_memory(data, (int)len, &w, &h, &c, want);
-    if (!px)
-        return nr__fail(NR_EFORMAT, "%s: a damaged image (%s)", path, stbi_failure_reason());
-    img->h = (size_t)h;
-    img->w = (size_t)w;
-    img->c = (size_t)want - 1;
-    img->pixels = malloc(img->h * img->w * img->c);
-    for (size_t i = 0; img->pixels && i < img->h * img->w; i++) {
-        unsigned alpha = px[i * (size_t)want + (size_t)want - 1];
-        for (size_t k = 0; k < img->c; k++)  /* transparency over white paper */
-            img->pixels[i * img->c + k] =
-                (uint8_t)((px[i * (size_t)want + k] * alpha + 255 * (255 - alpha) + 127) / 255);
-    }
-    stbi_image_free(px);
-    return img->pixels ? NR_OK : nr__fail(NR_ENOMEM, "%s: out of memory", path);
-}
-#endif
-
 nr_status nr__image_read(const char *path, nr__image *img)
 {
     unsigned char *data;
@@ -121,15 +90,25 @@ nr_status nr__image_read(const char *path, nr__image *img)
     nr_status st = nr__read_file(path, MAX_IMAGE_FILE, &data, &len);
     if (st)
         return st;
+    static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     if (len >= 3 && data[0] == 'P' && data[1] >= '2' && data[1] <= '6' && data[1] != '4')
         st = read_pnm(path, data, len, img);
-    else
-#ifdef NR_HAVE_STB
-        st = read_stb(path, data, len, img);
+    else if (len >= 8 && memcmp(data, png_sig, 8) == 0)
+#ifdef NR_HAVE_PNG
+        st = nr__png_read(path, data, len, MAX_PIXELS, img);
 #else
-        st = nr__fail(NR_EFORMAT, "%s: not a PGM or PPM image, and this neurite was built without an image decoder "
-                                  "for PNG and JPEG (install libstb-dev and rebuild)", path);
+        st = nr__fail(NR_EFORMAT, "%s: a PNG, and this neurite was built without PNG support (install "
+                                  "libpng-dev and rebuild)", path);
 #endif
+    else if (len >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff)
+#ifdef NR_HAVE_JPEG
+        st = nr__jpeg_read(path, data, len, MAX_PIXELS, img);
+#else
+        st = nr__fail(NR_EFORMAT, "%s: a JPEG, and this neurite was built without JPEG support (install "
+                                  "libturbojpeg0-dev and rebuild)", path);
+#endif
+    else
+        st = nr__fail(NR_EFORMAT, "%s: not an image neurite can read (PNG, JPEG, PGM or PPM)", path);
     free(data);
     if (st)
         nr__image_free(img);

@@ -25,6 +25,8 @@ static const unsigned char magic[8] = {'N', 'E', 'U', 'R', 'I', 'T', 'E', 0};
 
 void nr__put(nr__sink *s, const void *data, size_t len)
 {
+    if (s->mem && len)
+        memcpy(s->mem + s->length, data, len);
     s->length += len;
     if (s->file) {
         s->crc = nr__crc32(s->crc, data, len);
@@ -168,7 +170,7 @@ nr_status nr__model_write(const nr_net *net, const char *path, const nr__extra *
     nr_status st = nr__atomic_open(&a, path);
     if (st)
         return st;
-    nr__sink s = {&a, 0, 0};
+    nr__sink s = {.file = &a};
     put_all(&s, net, extra, total);
     unsigned char crc[4];
     nr__put_u32le(crc, s.crc);

@@ -13,6 +13,7 @@
  * Writing a file is two passes through the same code: one to measure, one to write. */
 typedef struct nr__sink {
     nr__atomic *file;
+    unsigned char *mem;  /* or into memory (sized by a measuring pass first) */
     uint64_t length;
     uint32_t crc;
 } nr__sink;
