@@ -3,6 +3,7 @@
  * state_dict) brings only tensors, so the layer list is given as train takes it, or taken from a model. */
 #include "cli.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +20,10 @@ static const cli_choice tasks[] = {{"classify", TASK_CLASSIFY}, {"regress", TASK
 
 static const cli_opt import_options_table[] = {
     {"out", OPT_STRING, offsetof(import_options, out), 0, 0, "MODEL", "the neurite model to write (required)", 0, 0},
-    {"scale", OPT_STRING, offsetof(import_options, scale), 0, 0, "unit|none|MEAN,STD",
-     "what the model expects of raw inputs (pixels 0-255): unit = x / 255 (PyTorch's ToTensor), MEAN,STD = "
-     "ToTensor then Normalize(MEAN, STD), none; default unit for images, none for features", 0, 0},
+    {"scale", OPT_STRING, offsetof(import_options, scale), 0, 0, "SCALING",
+     "what the model expects of raw inputs (pixels 0-255): unit = x / 255 (PyTorch's ToTensor), MUL,ADD = "
+     "x * MUL + ADD, torch:MEAN,STD = ToTensor then Normalize(MEAN, STD), none; default unit for images, none "
+     "for features", 0, 0},
     {"layers", OPT_STRING, offsetof(import_options, layers), 0, 0, "SPEC",
      "safetensors: the layers, as train --layers takes them, written out (\"conv8k3-relu-pool2-fc10\")", 0, 0},
     {"input", OPT_STRING, offsetof(import_options, input), 0, 0, "HxWxC|N",
@@ -84,10 +86,10 @@ static int safetensors_net(const char *path, const import_options *o, nr_net **n
     return 0;
 }
 
-/* --scale (or its default) on a network that has no input scaling of its own. */
+/* --scale (or its default) on a network that has no input scaling of its own: neurite's is (x - shift) * scale. */
 static int apply_scale(nr_net *net, const char *scale, bool image)
 {
-    double mean, std;
+    double a, b;
     char end;
     nr_status st = NR_OK;
     if (!scale)
@@ -96,10 +98,13 @@ static int apply_scale(nr_net *net, const char *scale, bool image)
         return 0;
     if (strcmp(scale, "unit") == 0)
         st = nr_net_set_scaling(net, NR_SCALE_UNIT, 0.0f, 1.0f / 255.0f);
-    else if (sscanf(scale, "%lf,%lf%c", &mean, &std, &end) == 2 && std > 0 && mean == mean)
-        st = nr_net_set_scaling(net, NR_SCALE_STANDARD, (float)(255.0 * mean), (float)(1.0 / (255.0 * std)));
+    else if (sscanf(scale, "torch:%lf,%lf%c", &a, &b, &end) == 2 && b > 0 && isfinite(a) && isfinite(b))
+        st = nr_net_set_scaling(net, NR_SCALE_STANDARD, (float)(255.0 * a), (float)(1.0 / (255.0 * b)));
+    else if (sscanf(scale, "%lf,%lf%c", &a, &b, &end) == 2 && a != 0 && isfinite(a) && isfinite(b))
+        st = nr_net_set_scaling(net, NR_SCALE_STANDARD, (float)(-b / a), (float)a);  /* x * a + b */
     else
-        return cli_error("import", EXIT_USAGE, "--scale %s: not unit, none or MEAN,STD (0.1307,0.3081)", scale);
+        return cli_error("import", EXIT_USAGE, "--scale %s: not unit, none, MUL,ADD (0.00392157,0) or "
+                                               "torch:MEAN,STD (torch:0.1307,0.3081)", scale);
     return st ? cli_fail("import", st) : 0;
 }
 

@@ -51,7 +51,7 @@ def neurite_models(run, exe, tmp):
     models = []
     for name, layers, extra in specs:
         path = os.path.join(tmp, name + ".nrm")
-        run(exe, "train", "--data", train, "--layers", layers, "--epochs", "1", "--quiet", "--out", path, *extra)
+        run(exe, "train", "--data", train, "--layers", layers, "--epochs", "4", "--quiet", "--out", path, *extra)
         models.append((name, path, test, ()))
     rng = np.random.default_rng(3)
     x = rng.normal(0, 1, (400, 5))

@@ -236,6 +236,37 @@ def from_torch_safetensors(tmp):
     return path, model
 
 
+# ---- the README's recipe ----
+
+def recipe(tmp):
+    """PyTorch trains on the digits (examples/digits_from_pytorch.py, one epoch), neurite imports and evaluates
+    the model, exports it as C, and examples/exported/classify_digits.c compiled with it gets the same
+    accuracy on the test set."""
+    root = os.environ.get("NEURITE_DATA") or os.path.join(
+        os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "neurite")
+    digits = os.path.join(root, "mnist")
+    if not os.path.exists(os.path.join(digits, "train-images-idx3-ubyte")):
+        print("onnx: the README's recipe not tried: the digits are not fetched (neurite fetch mnist)")
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    onnx_path, model = os.path.join(tmp, "digits.onnx"), os.path.join(tmp, "digits.nrm")
+    run(sys.executable, os.path.join(here, "..", "examples", "digits_from_pytorch.py"), "--out", onnx_path,
+        "--epochs", "1", "--data", digits)
+    run(EXE, "import", onnx_path, "--out", model)
+    evaluated = run(EXE, "eval", model, "--data", "mnist")
+    accuracy = float(evaluated.split("accuracy:")[1].split()[0]) if "accuracy:" in evaluated else -1
+    run(EXE, "export", model, "--format", "c", "--name", "model", "--out", os.path.join(tmp, "model.h"))
+    program = os.path.join(tmp, "classify")
+    run("cc", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", tmp,
+        os.path.join(here, "..", "examples", "exported", "classify_digits.c"), "-lm", "-o", program)
+    out = run(program, os.path.join(digits, "t10k-images-idx3-ubyte"), os.path.join(digits, "t10k-labels-idx1-ubyte"))
+    in_c = float(out.split("accuracy")[1].split()[0]) if "accuracy" in out else -2
+    check(accuracy >= 0.9 and abs(in_c - accuracy) < 1e-9,
+          "recipe: neurite eval %.4f, the compiled C file %.4f (want equal, at least 0.9)" % (accuracy, in_c))
+    print("onnx: the README's recipe: PyTorch (1 epoch) -> ONNX -> neurite eval %.4f -> C program %.4f"
+          % (accuracy, in_c))
+
+
 # ---- refusals ----
 
 def refuses(what, args, want, out=None):
@@ -337,6 +368,7 @@ def main():
         round_trip(tmp, models)
         to_torch(tmp, models)
         st_path, _ = from_torch_safetensors(tmp)
+        recipe(tmp)
         refusals(tmp, st_path)
     return CHECKS.report()
 

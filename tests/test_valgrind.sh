@@ -1,7 +1,7 @@
 #!/bin/sh
 # test_valgrind.sh - the neurite command's main paths under valgrind: the lecture's network (and --trace),
 # xor, training on a CSV table and on a slice of Fashion-MNIST (with a checkpoint, a resume and
-# --check-numerics), eval, predict, info, and a few ways to fail. Each run must end with the command's own
+# --check-numerics), eval, predict, info, ONNX and safetensors out and in, and a few ways to fail. Each run must end with the command's own
 # exit status, and valgrind must find no error and no leak (definite, indirect or possible).
 #
 # Sizes are tiny: valgrind runs the code some 30 times slower. In the sanitizer build (a build directory
@@ -78,6 +78,17 @@ if [ -r "$FASHION/t10k-images-idx3-ubyte.gz" ]; then
     head -c 784 /dev/zero >>"$TMP/one.pgm"
     vg 0 predict "$TMP/c.nrm" "$TMP/one.pgm" "$S"
     vg 0 info "$TMP/c.nrm"
+    # The CNN out to ONNX and safetensors and back in (ONNX only where the build has it).
+    if "$N" import /nonexistent.onnx --out "$TMP/x.nrm" 2>&1 | grep -q "cannot open"; then
+        vg 0 export "$TMP/c.nrm" --out "$TMP/c.onnx"
+        vg 0 import "$TMP/c.onnx" --out "$TMP/c2.nrm"
+        vg 0 eval "$TMP/c.onnx" --data "$S"
+        head -c 2000 "$TMP/c.onnx" >"$TMP/cut.onnx"
+        vg 1 import "$TMP/cut.onnx" --out "$TMP/x.nrm"
+    fi
+    vg 0 export "$TMP/c.nrm" --out "$TMP/c.safetensors"
+    vg 0 import "$TMP/c.safetensors" --like "$TMP/c.nrm" --out "$TMP/c3.nrm"
+    vg 1 import "$TMP/c.safetensors" --layers conv2k3-fc10 --input 28x28x1 --out "$TMP/x.nrm"
 else
     bad "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)"
 fi

@@ -765,6 +765,10 @@ static nr_status read_input(importer *im, int64_t dims[4])
 static nr_status finish_net(importer *im)
 {
     nr_net *net = im->net;
+    for (size_t i = 0; i < net->n_params; i++)  /* finite in the file, but alpha * w or beta * b may not be */
+        if (!isfinite(net->params[i]))
+            return nr__fail(NR_EFORMAT, "%s: parameter %zu is %g once Gemm's alpha or beta is applied", im->path, i,
+                            (double)net->params[i]);
     if (!is_graph_output(im, im->current))
         return nr__fail(NR_EFORMAT, "%s: the graph's output is not the last operator's result", im->path);
     net->head = im->head_xent ? NR_LOSS_XENT : NR_LOSS_MSE;
