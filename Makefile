@@ -121,6 +121,8 @@ $(BUILD)/src/io/onnx_import.o $(BUILD)/src/io/onnx_export.o: $(BUILD)/gen/onnx.p
 ifneq (,$(findstring x86_64,$(shell $(CC) -dumpmachine)))
 $(BUILD)/src/kernels/gemm_avx2.o: ALL_CFLAGS += -mavx2 -mfma
 $(BUILD)/src/kernels/gemm_avx512.o: ALL_CFLAGS += -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma
+$(BUILD)/src/kernels/qgemm_avx2.o: ALL_CFLAGS += -mavx2
+$(BUILD)/src/kernels/qgemm_vnni.o: ALL_CFLAGS += -mavx512f -mavx512vl -mavx512bw -mavx512vnni
 endif
 
 $(STATIC): $(LIB_OBJ)
@@ -265,6 +267,9 @@ $(FUZZ_DIR)/src/kernels/gemm_avx2.o: FUZZ_CFLAGS := -std=c11 -g -O2 -pthread -fn
                                             -mavx2 -mfma
 $(FUZZ_DIR)/src/kernels/gemm_avx512.o: FUZZ_CFLAGS := -std=c11 -g -O2 -pthread -fno-math-errno -ffp-contract=off $(WARN) \
                                               -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma
+$(FUZZ_DIR)/src/kernels/qgemm_avx2.o: FUZZ_CFLAGS := -std=c11 -g -O2 -pthread $(WARN) -mavx2
+$(FUZZ_DIR)/src/kernels/qgemm_vnni.o: FUZZ_CFLAGS := -std=c11 -g -O2 -pthread $(WARN) \
+                                             -mavx512f -mavx512vl -mavx512bw -mavx512vnni
 endif
 
 $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(FUZZ_LIB_OBJ)

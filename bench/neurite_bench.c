@@ -7,9 +7,10 @@
  *       epoch: shuffle, gather and scale each batch from bytes, forward, loss, backward, Adam step. With
  *       --parts P (1) each epoch's time is also taken at every P-th of its batches (from nr_train's on_batch
  *       callback), so one epoch gives P timed parts; "times" lists the parts, "epochs" the whole epochs.
- *   neurite_bench infer --layers SPEC [--threads T] [--repeats R] [--batch B] [--count N] [--data DIR]
+ *   neurite_bench infer --layers SPEC|--model FILE [--threads T] [--repeats R] [--batch B] [--count N] [--data DIR]
  *       Loads the test set, scales the first N images (10 000) to floats in [0, 1] once, and times R passes
- *       of nr_net_forward (inference mode, logits) over them in batches of B, after one untimed pass.
+ *       of nr_net_forward (inference mode, logits) over them in batches of B, after one untimed pass. With
+ *       --model, a saved model (float or int8, `neurite quantize`) instead of random weights of SPEC.
  *
  * Prints one machine-readable line that bench/bench.py reads:
  *   RESULT {"mode": "epoch", "times": [s, ...], "loss": ..., "accuracy": ..., "threads": T, "kernel": "..."}
@@ -25,7 +26,7 @@
 enum { MAX_REPEATS = 100, MAX_PARTS = 10 };
 
 typedef struct options {
-    const char *mode, *layers, *data;
+    const char *mode, *layers, *data, *model;
     int threads, repeats, parts;
     size_t batch, count, limit;
 } options;
@@ -43,8 +44,8 @@ static int usage(const char *why)
             "neurite_bench: %s\n"
             "usage: neurite_bench epoch --layers SPEC [--threads T] [--repeats R] [--parts P] [--data DIR] "
             "[--limit N]\n"
-            "       neurite_bench infer --layers SPEC [--threads T] [--repeats R] [--batch B] [--count N] "
-            "[--data DIR]\n",
+            "       neurite_bench infer --layers SPEC|--model FILE [--threads T] [--repeats R] [--batch B] "
+            "[--count N] [--data DIR]\n",
             why);
     return 2;
 }
@@ -78,6 +79,10 @@ static int parse(int argc, char **argv, options *o)
             o->data = value;
             continue;
         }
+        if (strcmp(name, "--model") == 0) {
+            o->model = value;
+            continue;
+        }
         if ((v = parse_count(value, 0, 1LL << 30)) < 0)
             return usage("a count is not a whole number in range");
         if (strcmp(name, "--threads") == 0 && v <= 256)
@@ -95,8 +100,8 @@ static int parse(int argc, char **argv, options *o)
         else
             return usage("unknown option or value out of range");
     }
-    if (!o->layers)
-        return usage("--layers is required");
+    if (!o->layers && !(o->model && strcmp(o->mode, "infer") == 0))
+        return usage("--layers is required (or, to infer, --model)");
     return 0;
 }
 
@@ -229,7 +234,12 @@ static int run_inference(const options *o)
     size_t count = o->count < nr_data_count(test) ? o->count : nr_data_count(test);
     size_t in = nr_data_features(test);
     float *x = malloc(count * in * sizeof *x);
-    if (!x || build(o, test, &net)) {
+    if (o->model && (st = nr_model_load(o->model, &net))) {
+        free(x);
+        nr_data_free(test);
+        return fail(o->model, st);
+    }
+    if (!x || (!net && build(o, test, &net))) {
         free(x);
         nr_data_free(test);
         return x ? 1 : fail("images", NR_ENOMEM);
@@ -259,10 +269,11 @@ static int run_inference(const options *o)
     }
     printf("RESULT {\"mode\": \"infer\", ");
     print_times(times, o->repeats);
+    int int8 = nr_net_quantization(net, NULL);
     printf(", \"images\": %zu, \"batch\": %zu, \"checksum\": %.6g, \"threads\": %d, \"kernel\": \"%s\", "
            "\"params\": %zu, \"layers\": %zu}\n",
-           count, o->batch, checksum, nr_threads(), nr_gemm_backend(), nr_net_param_count(net),
-           nr_net_layer_count(net));
+           count, o->batch, checksum, nr_threads(), int8 ? nr_qgemm_backend() : nr_gemm_backend(),
+           nr_net_param_count(net), nr_net_layer_count(net));
     free(x);
     nr_net_free(net);
     nr_data_free(test);

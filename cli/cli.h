@@ -139,7 +139,7 @@ int cli_agree(int rc);
 
 /* Subcommands: each one's command line (its options table, for --help and docs/cli.md) and its entry. */
 extern const cli_command seed_command, xor_command, train_command, eval_command, predict_command, info_command,
-    export_command, fetch_command, report_command, import_command;
+    export_command, fetch_command, report_command, import_command, quantize_command;
 int cmd_seed(int argc, char **argv);
 int cmd_xor(int argc, char **argv);
 int cmd_train(int argc, char **argv);
@@ -150,5 +150,6 @@ int cmd_export(int argc, char **argv);
 int cmd_fetch(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 #endif

@@ -150,6 +150,11 @@ int cmd_info(int argc, char **argv)
                           "class probabilities (softmax; trained with cross-entropy)"};
     printf("model: %s (%lld bytes)\n", pos[0], bytes);
     printf("input: %zu values; scaling: %s\n", nr_net_input_size(net), scale[nr_net_scaling(net)]);
+    nr_quant_options q;
+    if (nr_net_quantization(net, &q))
+        printf("int8: weights signed bytes (a scale per output), activations bytes; calibrated on %zu samples (%s); "
+               "int8 kernel %s\n", q.samples, q.method == NR_CALIB_PERCENTILE ? "percentile" : "minmax",
+               nr_qgemm_backend());
     if (nr_net_task(net) == NR_TASK_REGRESS)
         printf("output: %zu regression targets, in their own units (trained with %s)\n", nr_net_target_count(net),
                nr_net_head(net) == NR_LOSS_SSE ? "SSE" : "MSE");

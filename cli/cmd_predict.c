@@ -11,7 +11,7 @@
 typedef struct predict_options {
     const char *label;
     int threads, invert;
-    bool csv, center;
+    bool csv, center, logits;
 } predict_options;
 
 /* Image files predict reads one at a time (anything else is a data file). */
@@ -40,17 +40,17 @@ static int read_image(const nr_net *net, const char *path, const predict_options
 }
 
 /* One sample's prediction: its class and the probabilities, or a regression's targets, or the raw outputs. */
-static void print_row(const nr_net *net, const char *name, size_t row, const float *p, bool csv)
+static void print_row(const nr_net *net, const char *name, size_t row, const float *p, bool csv, bool logits)
 {
     size_t k = nr_net_output_size(net), best = 0;
-    bool regress = nr_net_task(net) == NR_TASK_REGRESS, classes = nr_net_head(net) == NR_LOSS_XENT;
+    bool regress = nr_net_task(net) == NR_TASK_REGRESS && !logits, classes = nr_net_head(net) == NR_LOSS_XENT && !logits;
     char buf[32];
     for (size_t j = 1; j < k; j++)
         if (p[j] > p[best])
             best = j;
     if (csv) {
         printf("%s,%zu", name, row);
-        if (!regress)
+        if (!regress && !logits)
             printf(",%s", cli_class_name(net, best, buf, sizeof buf));
         for (size_t j = 0; j < k; j++)
             printf(",%.9g", p[j]);
@@ -82,6 +82,8 @@ static const cli_opt predict_options_table[] = {
      "CSV/.npy: a label column to skip (none: all features)", 0, 0},
     {"csv", OPT_FLAG, offsetof(predict_options, csv), 0, 0, "",
      "print CSV: file,row,class,then every probability in full", 0, 0},
+    {"logits", OPT_FLAG, offsetof(predict_options, logits), 0, 0, "",
+     "the outputs before the head: a classifier's logits (no softmax), a regression's standardised values", 0, 0},
     {"threads", OPT_INT, offsetof(predict_options, threads), 0, 256, "N", "threads (0: one per core)", 0, 0},
     {"invert", OPT_CHOICE, offsetof(predict_options, invert), 0, 0, "WHEN",
      "images: light on dark, as MNIST (auto: when the border is light, e.g. ink on paper)", inversions, 0},
@@ -136,10 +138,10 @@ static int predict_file(nr_net *net, const char *path, const predict_options *o)
     int rc = read_input(net, path, o, &x, &n);
     if (!rc && !(p = malloc(n * k * sizeof *p)))
         rc = cli_error("predict", EXIT_WORK, "out of memory");
-    if (!rc && (st = nr_net_predict(net, x, n, p)))
+    if (!rc && (st = (o->logits ? nr_net_logits : nr_net_predict)(net, x, n, p)))
         rc = cli_fail("predict", st);
     for (size_t r = 0; !rc && r < n; r++)
-        print_row(net, path, r, p + r * k, o->csv);
+        print_row(net, path, r, p + r * k, o->csv, o->logits);
     free(x);
     free(p);
     return rc;
@@ -160,14 +162,14 @@ int cmd_predict(int argc, char **argv)
     if (st)
         return cli_fail("predict", st);
     if (o.csv) {
-        bool regress = nr_net_task(net) == NR_TASK_REGRESS;
-        printf("file,row%s", regress ? "" : ",class");
+        bool regress = nr_net_task(net) == NR_TASK_REGRESS && !o.logits;
+        printf("file,row%s", regress || o.logits ? "" : ",class");
         for (size_t j = 0; j < nr_net_output_size(net); j++) {
             const char *t = regress ? nr_net_target_name(net, j) : NULL;
             if (t)
                 printf(",%s", t);
             else
-                printf(regress ? ",y%zu" : ",p%zu", j);
+                printf(regress || o.logits ? ",y%zu" : ",p%zu", j);
         }
         printf("\n");
     }

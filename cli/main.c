@@ -18,6 +18,7 @@ static const command commands[] = {
     {"info", cmd_info, "the summary of a saved model or checkpoint"},
     {"export", cmd_export, "a model as a dependency-free C file, an ONNX model or PyTorch tensors"},
     {"import", cmd_import, "a model from ONNX, or PyTorch tensors (safetensors) into a layer list"},
+    {"quantize", cmd_quantize, "an int8 model: 4x smaller, integer arithmetic, calibrated on training samples"},
     {"report", cmd_report, "one HTML page that shows a model: curves, confusion matrix, mistakes, weights"},
     {"fetch", cmd_fetch, "fetch the MNIST digits or Fashion-MNIST into the data folder"},
 };
@@ -43,8 +44,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
-        printf("neurite %s (matrix kernel: %s; images: %s%s%s)\n", NR_VERSION_STRING, nr_gemm_backend(),
-               nr_image_decoder() ? nr_image_decoder() : "PGM and PPM only", cli_comm_kind() ? "; processes: " : "",
+        printf("neurite %s (matrix kernel: %s; int8 kernel: %s; images: %s%s%s)\n", NR_VERSION_STRING,
+               nr_gemm_backend(), nr_qgemm_backend(), nr_image_decoder() ? nr_image_decoder() : "PGM and PPM only", cli_comm_kind() ? "; processes: " : "",
                cli_comm_kind() ? cli_comm_kind() : "");
         return 0;
     }

@@ -166,7 +166,7 @@ NR_UNUSED static void fz_round_trip(const nr_net *net)
     free(db);
 }
 
-/* Runs a network the way the commands do: a summary, predictions for two samples, one training step of each
+/* Runs a network the way the commands do: a summary, the C export, predictions for two samples, one step of each
  * loss, and a save/load round trip. Failures are fine; crashes, leaks and undefined behaviour are not. */
 NR_UNUSED static void fz_use_net(nr_net *net)
 {
@@ -182,6 +182,8 @@ NR_UNUSED static void fz_use_net(nr_net *net)
     }
     if (!fz_net_small(net))
         return;
+    if (devnull)  /* the C export reads every field a loaded model holds (int8 ones included) */
+        nr_model_export_c(net, devnull, "fz");
     size_t in = nr_net_input_size(net), out = nr_net_output_size(net);
     float *x = calloc(2 * in, sizeof *x), *y = calloc(2 * out, sizeof *y), *t = calloc(2 * out, sizeof *t);
     if (x && y && t) {

@@ -125,6 +125,16 @@ static void save_model(const char *name, nr_net *net)
 }
 
 /* Models that keep what their table said: text columns and named classes, and a regression's targets. */
+/* The int8 form of a network (a QUNT section), calibrated on the data it was scaled by. */
+static void save_quantized(const char *name, nr_net *net, const nr_dataset *calib, nr_calibration method)
+{
+    nr_net *q;
+    if (nr_net_quantize(net, calib, &(nr_quant_options){.samples = 100, .method = method, .percentile = 99.9}, &q))
+        die(name);
+    save_model(name, q);
+    nr_net_free(q);
+}
+
 static void table_models(void)
 {
     FILE *f = fopen(tmp("text.csv"), "w");
@@ -226,8 +236,9 @@ static void models(void)
     nr_net_set_head(mlp, NR_LOSS_XENT);
     nr_dataset *d6 = table(5, 6, 4);
     nr_net_fit_scaling(mlp, d6, NR_SCALE_STANDARD);
-    nr_data_free(d6);
     save_model("mlp.nrm", mlp);
+    save_quantized("mlp-int8.nrm", mlp, d6, NR_CALIB_MINMAX);
+    nr_data_free(d6);
     nr_net_free(mlp);
 
     nr_net *plain = nr_net_new(3);
@@ -254,6 +265,7 @@ static void models(void)
     if (nr_data_load_idx(scratch_idx("i-images-idx3-ubyte", 9, 7, 2, 2), NULL, &pix))
         die("images");
     nr_net_fit_scaling(img, pix, NR_SCALE_STANDARD);
+    save_quantized("image-int8.nrm", img, pix, NR_CALIB_PERCENTILE);
     nr_data_free(pix);
     save_model("image.nrm", img);
     nr_net_free(img);

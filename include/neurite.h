@@ -103,6 +103,13 @@ const char *nr_gemm_backend(void);
  * (only if built with a BLAS). NR_EINVAL if the CPU or the build lacks it. */
 nr_status nr_set_gemm_backend(const char *name);
 
+/* The int8 kernel quantized networks use: "vnni" (AVX-512 VNNI), "avx2" or "portable". All give the same
+ * bits; NEURITE_QGEMM chooses one at start. */
+const char *nr_qgemm_backend(void);
+
+/* Chooses the int8 kernel: "auto", "vnni", "avx2" or "portable"; NR_EINVAL if the CPU lacks it. */
+nr_status nr_set_qgemm_backend(const char *name);
+
 /* ================================================================================================
  * Random numbers
  *
@@ -513,6 +520,10 @@ void nr_net_describe_inputs(const nr_net *net, char *buf, size_t cap);
  * units for regression, the outputs as they are otherwise. Works in chunks, so n may be large. */
 nr_status nr_net_predict(nr_net *net, const float *x, size_t n, float *out);
 
+/* The same without the head: a classifier's outputs before softmax (logits), a regression's outputs in the
+ * standardised units it learnt them in. */
+nr_status nr_net_logits(nr_net *net, const float *x, size_t n, float *out);
+
 /* The loss the network was trained with (NR_LOSS_XENT for classifiers); it decides what predict returns.
  * Set by nr_train and stored in model files. */
 void nr_net_set_head(nr_net *net, nr_loss loss);
@@ -674,6 +685,38 @@ nr_status nr_model_load(const char *path, nr_net **out);
  * neither neurite nor any allocation (for microcontrollers, or programs that must not link a library). Its
  * results equal nr_net_predict's to float rounding. `prefix` must be a C identifier (NULL: "model"). */
 nr_status nr_model_export_c(const nr_net *net, FILE *out, const char *prefix);
+
+/* ================================================================================================
+ * Int8 inference (docs/quantization.md)
+ *
+ * A trained network made 4 times smaller and run in integers: weights signed bytes with one scale per
+ * output, activations unsigned bytes with one scale and zero point each, calibrated on samples of the
+ * training data; 32-bit sums, fixed-point requantization. A quantized network predicts, evaluates, saves,
+ * loads and exports like any other (nr_net_predict, nr_evaluate, nr_model_save, nr_model_export_c,
+ * nr_onnx_export); it cannot be trained.
+ * ============================================================================================== */
+
+typedef enum nr_calibration {
+    NR_CALIB_MINMAX = 0,     /* each activation's whole range over the samples: nothing clipped (default) */
+    NR_CALIB_PERCENTILE      /* the range holding `percentile` % of the values: rare outliers clipped */
+} nr_calibration;
+
+typedef struct nr_quant_options {
+    size_t samples;          /* calibration samples, spread over the data set (0: 1000, or all if fewer) */
+    nr_calibration method;
+    double percentile;       /* NR_CALIB_PERCENTILE: 50 to 100 (0: 99.99) */
+} nr_quant_options;
+
+/* The int8 form of a trained network (`options` NULL: the defaults), calibrated on `calibration` (the
+ * training data, which the network's scaling is applied to). Batch normalisation after a dense or
+ * convolution layer is folded into it, dropout left out; ReLU, leaky ReLU, sigmoid, tanh and pooling run on
+ * bytes; a softmax inside the network, or a batch normalisation that follows no such layer, is refused. The
+ * new network keeps the original's scaling, head, classes and table columns. Free with nr_net_free. */
+nr_status nr_net_quantize(const nr_net *net, const nr_dataset *calibration, const nr_quant_options *options,
+                          nr_net **out);
+
+/* 1 if the network is quantized (then *options, if not NULL, says how it was calibrated), else 0. */
+int nr_net_quantization(const nr_net *net, nr_quant_options *options);
 
 /* ================================================================================================
  * Models from and for other tools (docs/interop.md)

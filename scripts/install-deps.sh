@@ -12,7 +12,7 @@
 set -eu
 PACKAGES="build-essential clang make pkg-config perl
     libopenblas-dev zlib1g-dev libpng-dev libturbojpeg0-dev openmpi-bin libopenmpi-dev
-    libprotobuf-c-dev protobuf-c-compiler python3-onnx
+    libprotobuf-c-dev protobuf-c-compiler python3-onnx gcc-multilib qemu-user
     python3 python3-numpy python3-torch python3-sklearn python3-pil python3-threadpoolctl
     dataset-fashion-mnist libclang-rt-14-dev valgrind chromium"
 if ! command -v npm >/dev/null 2>&1; then
@@ -23,6 +23,9 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# A machine whose last install was cut off (power, a restarted VM) refuses every install until dpkg finishes
+# configuring what it had unpacked; doing so first is harmless when nothing is pending.
+dpkg --configure -a
 apt-get update
 # The list is split into words on purpose.
 # shellcheck disable=SC2086

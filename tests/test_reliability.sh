@@ -256,7 +256,7 @@ import sys
 d = bytearray(open(sys.argv[1], 'rb').read()); d[8] = 99
 open(sys.argv[2], 'wb').write(reseal(d))
 " "$TMP/m.nrm" "$TMP/version.nrm"
-refuse 1 "version.nrm: model format version 99; this neurite reads versions 1 to 2" "$N" info "$TMP/version.nrm"
+refuse 1 "version.nrm: model format version 99; this neurite reads versions 1 to 3" "$N" info "$TMP/version.nrm"
 py "import sys; open(sys.argv[1], 'wb').write(b'\x93NUMPY\x09\x00\x10\x00{}' + b' ' * 6)" "$TMP/version.npy"
 refuse 1 "version.npy: unsupported .npy version 9.0" "$N" seed --w1 "$TMP/version.npy"
 idx_pair float 00000d030000000100000001000000013f800000

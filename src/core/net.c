@@ -5,6 +5,7 @@
  * gradients and each layer's scratch share one arena planned for a batch capacity; a forward pass with a
  * larger batch replans once, and every later step at that size or smaller allocates nothing. */
 #include "core/net.h"
+#include "quant/quant.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,7 @@ void nr_net_free(nr_net *net)
     free(net->target_mean);
     free(net->target_scale);
     nr__free(net->predict_buf);
+    nr__qnet_free(net->q);
     free(net);
 }
 
@@ -396,6 +398,11 @@ nr_status nr_net_forward(nr_net *net, const float *x, size_t n, int training, co
         return st;
     if ((st = plan(net, n)))
         return st;
+    if (net->q && training)
+        return nr__fail(NR_EINVAL, "this network is quantized (int8): it runs inference only; train its float "
+                                   "original");
+    if (net->q)
+        return nr__qnet_forward(net, x, n, out);
     nr_pass pass = {net->params, net->grads, training != 0, &net->rng, false};
     const float *src = x;
     net->input = training ? x : NULL;

@@ -96,6 +96,8 @@ struct nr_net {
      * the first (the trainer starts summing them across processes while the rest of backward runs). */
     void (*grads_ready)(void *ctx, size_t layer);
     void *grads_ready_ctx;
+    /* The int8 form (quant/quant.h), when the network is quantized: then it runs inference only, in integers. */
+    struct nr__qnet *q;
 };
 
 enum { nr__act_count = NR_ACT_SOFTMAX + 1 };

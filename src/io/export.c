@@ -3,6 +3,7 @@
  * programs that must not link a library. The numbers are the same as neurite's to float rounding (the loops
  * add in a different order than the matrix kernels). */
 #include "core/net.h"
+#include "quant/quant.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -214,6 +215,8 @@ nr_status nr_model_export_c(const nr_net *net, FILE *f, const char *prefix)
         return nr__fail(NR_EINVAL, "'%s' is not a C identifier (letters, digits, _; at most 47)", prefix);
     if (net->n_layers == 0)
         return nr__fail(NR_EINVAL, "the network has no layers to export");
+    if (net->q)
+        return nr__export_quant_c(net, f, prefix);
     size_t biggest = net->in_size;
     for (size_t i = 0; i < net->n_layers; i++)
         biggest = net->layers[i].out_size > biggest ? net->layers[i].out_size : biggest;

@@ -66,7 +66,7 @@ void nr__put_f64(nr__sink *s, double v)
 
 void nr__put_floats(nr__sink *s, const float *v, size_t count)
 {
-    if (!s->file) {
+    if (!s->file && !s->mem) {
         s->length += count * 4;
         return;
     }
@@ -143,7 +143,10 @@ static void put_all(nr__sink *s, const nr_net *net, const nr__extra *extra, uint
     nr__put_u64(s, total);
     nr__put_section(s, "ARCH", put_arch, net);
     nr__put_section(s, "SCAL", put_scaling, net);
-    nr__put_section(s, "TENS", put_tensors, net);
+    if (net->q)
+        nr__put_quant_section(s, net);
+    else
+        nr__put_section(s, "TENS", put_tensors, net);
     nr__put_data_sections(s, net);
     if (extra && extra->write)
         extra->write(s, extra->ctx);
@@ -347,9 +350,9 @@ static bool read_layers(nr__reader *r, const arch_head *a, nr_layer *layers, siz
         memcpy(shape, l->out_shape, sizeof shape);
         *params += l->param_count;
         activations += l->out_size;
-        if (*params > bytes_left / 4)
+        if (*params > bytes_left)  /* a byte each at least (int8; float32 are 4) */
             return nr__reader_fail(r, "the layers need %zu parameters but the file holds at most %zu", *params,
-                                   bytes_left / 4);
+                                   bytes_left);
         if (activations > MAX_ACTIVATIONS)
             return nr__reader_fail(r, "the layers would need over %zu activations per sample", MAX_ACTIVATIONS);
     }
@@ -485,12 +488,13 @@ static nr_status check_file(const char *path, const unsigned char *data, size_t 
 /* What the sections read so far have given. */
 typedef struct model_parts {
     nr_net *net;
-    bool have_scaling, have_tensors;
+    bool have_scaling, have_tensors;  /* tensors: TENS, or QUNT for a quantized network */
 } model_parts;
 
 static bool is_model_section(const char *tag)
 {
-    return strcmp(tag, "ARCH") == 0 || strcmp(tag, "SCAL") == 0 || strcmp(tag, "TENS") == 0;
+    return strcmp(tag, "ARCH") == 0 || strcmp(tag, "SCAL") == 0 || strcmp(tag, "TENS") == 0 ||
+           strcmp(tag, "QUNT") == 0;
 }
 
 /* One section: ARCH, SCAL and TENS here, the others to `extra` (checkpoints) or skipped if optional. */
@@ -503,13 +507,15 @@ static void read_section(nr__reader *r, nr__reader *sec, const char *tag, const 
             m->net = read_arch(sec, (size_t)(r->end - r->p));
         if (!m->net && !sec->st)
             sec->st = NR_ENOMEM;
-    } else if (strcmp(tag, "SCAL") == 0 || strcmp(tag, "TENS") == 0) {
+    } else if (strcmp(tag, "SCAL") == 0 || strcmp(tag, "TENS") == 0 || strcmp(tag, "QUNT") == 0) {
         if (!m->net)
             nr__reader_fail(sec, "comes before ARCH");
         else if (tag[0] == 'S')
             m->have_scaling = read_scaling(sec, m->net);
+        else if (m->have_tensors)
+            nr__reader_fail(sec, "a second set of weights (TENS and QUNT are one or the other)");
         else
-            m->have_tensors = read_tensors(sec, m->net);
+            m->have_tensors = tag[0] == 'T' ? read_tensors(sec, m->net) : nr__read_quant(sec, m->net);
     } else if (m->net && nr__read_data_section(sec, tag, m->net)) {
         /* read (or refused) there */
     } else if (extra && extra->read) {
@@ -545,7 +551,7 @@ static nr_status read_sections(nr__reader *r, const nr__extra *extra, model_part
     }
     if (!r->st && (!m->net || !m->have_scaling || !m->have_tensors))
         r->st = nr__fail(NR_EFORMAT, "%s: incomplete model: the %s section is missing", r->path,
-                         !m->net ? "ARCH" : !m->have_scaling ? "SCAL" : "TENS");
+                         !m->net ? "ARCH" : !m->have_scaling ? "SCAL" : "TENS (or QUNT)");
     return r->st;
 }
 

@@ -6,8 +6,9 @@
 #include "core/net.h"
 #include "data/data.h"
 
-/* 1: the first format; 2: image layers (conv2d, pooling, flatten, batchnorm, dropout). Older files load. */
-#define NR__FORMAT_VERSION 2
+/* 1: the first format; 2: image layers (conv2d, pooling, flatten, batchnorm, dropout); 3: quantized models
+ * (QUNT in place of TENS). Older files load. */
+#define NR__FORMAT_VERSION 3
 
 /* Where the bytes of a file being written go: counted always, checksummed and written when `file` is set.
  * Writing a file is two passes through the same code: one to measure, one to write. */
@@ -66,6 +67,10 @@ enum { NR__FLAG_CHECKPOINT = 1 };
 /* The sections that say what the network knows of its data (model_meta.c): written after TENS; a section
  * read by nr__read_data_section returns 1 (failures on the reader), any other 0. */
 void nr__put_data_sections(nr__sink *s, const nr_net *net);
+
+/* A quantized network's int8 layers (model_quant.c): the QUNT section, and its reader (false: r failed). */
+void nr__put_quant_section(nr__sink *s, const nr_net *net);
+bool nr__read_quant(nr__reader *r, nr_net *net);
 int nr__read_data_section(nr__reader *r, const char tag[4], nr_net *net);
 
 #endif

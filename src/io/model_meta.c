@@ -101,9 +101,10 @@ static bool read_column(nr__reader *r, nr__column *c)
         r->st = nr__fail(NR_ENOMEM, "out of memory");
         return false;
     }
-    for (uint32_t k = 0; k < n; k++, c->n_categories++) {
+    for (uint32_t k = 0; k < n; k++) {
         if (!get_string(r, &c->categories[k]))
             return false;
+        c->n_categories++;  /* counted at once, so that a value refused below is freed with the rest */
         if (!c->categories[k] || (k && strcmp(c->categories[k - 1], c->categories[k]) >= 0))
             return nr__reader_fail(r, "the text values of a column are not sorted and distinct");
     }

@@ -6,10 +6,14 @@
  * convolutions; where neurite flattens an image, the graph transposes it back to channels-last first, so
  * every dense layer's weights are written exactly as neurite holds them; a classifier ends in Softmax (or
  * gives its logits), a regression in Div and Add that bring its targets back to their units. The importer
- * (onnx_import.c) reads all of this back to the same network, weights bit for bit. The message is built
- * with protobuf-c and written whole or not at all. */
+ * (onnx_import.c) reads all of this back to the same network, weights bit for bit. An int8 network
+ * (docs/quantization.md) is written in QDQ form: its bytes, scales and zero points as QuantizeLinear and
+ * DequantizeLinear around the float operators, weights as int8 constants, biases as int32, which ONNX
+ * Runtime and TensorRT turn into their own int8 kernels. The message is built with protobuf-c and written
+ * whole or not at all. */
 #include "io/model.h"
 #include "io/onnx.h"
+#include "quant/quant.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -226,6 +230,86 @@ static void flatten_channels_last(builder *b, size_t i, bool as_flatten)
     b->features = b->h * b->w * b->c;
 }
 
+/* ---- int8 networks: QDQ ---- */
+
+/* A constant of `count` int8 or uint8 bytes, or int32 values (`type`). */
+static const char *int_const(builder *b, const char *name, int type, const int64_t *dims, size_t ndims,
+                             const void *v, size_t count)
+{
+    size_t width = type == ONNX_INT32 ? 4 : 1;
+    Onnx__TensorProto *t = new_const(b, name, type, dims, ndims, width * count);
+    if (t && width == 1)
+        memcpy(t->raw_data.data, v, count);
+    for (size_t i = 0; t && width == 4 && i < count; i++)
+        nr__put_u32le(t->raw_data.data + 4 * i, (uint32_t)((const int32_t *)v)[i]);
+    return t ? t->name : NULL;
+}
+
+/* DequantizeLinear of a constant, one scale per index of `axis`; the activation stays where it was. */
+static const char *dequantize_const(builder *b, const char *label, const char *q, const char *scale,
+                                    const char *zero, int64_t axis)
+{
+    const char *activation = b->value;
+    b->value = q;
+    Onnx__NodeProto *n = node(b, "DequantizeLinear", label, scale, zero, NULL);
+    if (n)
+        attr_int(b, n, "axis", axis);
+    const char *out = b->value;
+    b->value = activation;
+    return n ? out : NULL;
+}
+
+/* The activation made bytes and back, where neurite holds it as bytes with these parameters. */
+static void put_qdq(builder *b, const char *label, nr__qparams p)
+{
+    const uint8_t zero = (uint8_t)p.zero;
+    const char *s = floats(b, text(b, "%s.scale", label), NULL, 0, &p.scale, 1);
+    const char *z = int_const(b, text(b, "%s.zero_point", label), ONNX_UINT8, NULL, 0, &zero, 1);
+    node(b, "QuantizeLinear", text(b, "%s_quantize", label), s, z, NULL);
+    node(b, "DequantizeLinear", text(b, "%s_dequantize", label), s, z, NULL);
+}
+
+/* Layer i's int8 weights `w8` (in ONNX's layout, the output axis first for a convolution, last for Gemm) and
+ * 32-bit bias, each with its DequantizeLinear: the bias's scale is the input's times the weight's. */
+static void int8_weights(builder *b, const nr_net *net, size_t i, const char *kind, const int8_t *w8,
+                         const int64_t *wd, size_t ndims, const char **w, const char **bias)
+{
+    const nr__qlayer *ql = &net->q->layers[i];
+    const float in = nr__q_in(net->q, i).scale;
+    const int64_t nd[1] = {(int64_t)ql->n};
+    int8_t *w_zero = alloc(b, ql->n);
+    int32_t *b_zero = alloc(b, ql->n * sizeof *b_zero);
+    float *b_scale = alloc(b, ql->n * sizeof *b_scale);
+    *w = *bias = NULL;
+    if (!w_zero || !b_zero || !b_scale)
+        return;
+    for (size_t o = 0; o < ql->n; o++)
+        b_scale[o] = in * ql->w_scale[o];
+    const char *wq = int_const(b, text(b, "%s_%zu.weight_quantized", kind, i), ONNX_INT8, wd, ndims, w8, ql->k * ql->n);
+    const char *ws = floats(b, text(b, "%s_%zu.weight_scale", kind, i), nd, 1, ql->w_scale, ql->n);
+    const char *wz = int_const(b, text(b, "%s_%zu.weight_zero_point", kind, i), ONNX_INT8, nd, 1, w_zero, ql->n);
+    *w = dequantize_const(b, text(b, "%s_%zu.weight", kind, i), wq, ws, wz, ndims == 2 ? 1 : 0);
+    const char *bq = int_const(b, text(b, "%s_%zu.bias_quantized", kind, i), ONNX_INT32, nd, 1, ql->bias, ql->n);
+    const char *bs = floats(b, text(b, "%s_%zu.bias_scale", kind, i), nd, 1, b_scale, ql->n);
+    const char *bz = int_const(b, text(b, "%s_%zu.bias_zero_point", kind, i), ONNX_INT32, nd, 1, b_zero, ql->n);
+    *bias = dequantize_const(b, text(b, "%s_%zu.bias", kind, i), bq, bs, bz, 0);
+}
+
+/* Whether neurite holds layer i's output as new bytes, which the graph then quantizes: not a copy (except the
+ * ReLU a matrix product's bytes already obey), not the last matrix product (its sums are the outputs), and
+ * not a matrix product whose ReLU comes next (the bytes are made after the ReLU, as ONNX Runtime fuses it). */
+static bool makes_bytes(const nr_net *net, size_t i)
+{
+    const nr__qnet *q = net->q;
+    bool relu_next = i + 1 < net->n_layers && net->layers[i + 1].ops == &nr__relu_ops &&
+                     q->layers[i + 1].kind == NR__Q_COPY;
+    if (q->layers[i].kind == NR__Q_MATMUL)
+        return i + 1 < net->n_layers && !relu_next;
+    if (q->layers[i].kind == NR__Q_COPY)
+        return i > 0 && net->layers[i].ops == &nr__relu_ops && q->layers[i - 1].kind == NR__Q_MATMUL;
+    return true;
+}
+
 /* ---- layers ---- */
 
 static const float *tensor_of(const nr_net *net, size_t i, const char *suffix)
@@ -243,9 +327,14 @@ static void put_dense(builder *b, const nr_net *net, size_t i)
     if (b->image)
         flatten_channels_last(b, i, false);
     const int64_t wd[2] = {(int64_t)l->in_size, (int64_t)l->out_size}, bd[1] = {(int64_t)l->out_size};
-    const char *w = floats(b, text(b, "dense_%zu.weight", i), wd, 2, tensor_of(net, i, "w"), l->in_size * l->out_size);
-    const char *bias = l->ints[1] ? floats(b, text(b, "dense_%zu.bias", i), bd, 1, tensor_of(net, i, "b"),
-                                           l->out_size) : NULL;
+    const char *w, *bias = NULL;
+    if (net->q) {
+        int8_weights(b, net, i, "dense", net->q->layers[i].w, wd, 2, &w, &bias);
+    } else {
+        w = floats(b, text(b, "dense_%zu.weight", i), wd, 2, tensor_of(net, i, "w"), l->in_size * l->out_size);
+        if (l->ints[1])
+            bias = floats(b, text(b, "dense_%zu.bias", i), bd, 1, tensor_of(net, i, "b"), l->out_size);
+    }
     node(b, "Gemm", text(b, "dense_%zu", i), w, bias, NULL);
 }
 
@@ -254,15 +343,26 @@ static void put_conv(builder *b, const nr_net *net, size_t i)
     const nr_layer *l = &net->layers[i];
     const size_t k = (size_t)l->ints[1], cin = l->in_shape[2], cout = l->out_shape[2];
     float *oihw = alloc(b, k * k * cin * cout * sizeof *oihw);
+    int8_t *oihw8 = net->q ? alloc(b, k * k * cin * cout) : NULL;
     const float *hwio = tensor_of(net, i, "w");
+    const int8_t *hwio8 = net->q ? net->q->layers[i].w : NULL;
     for (size_t u = 0; oihw && u < k; u++)
         for (size_t v = 0; v < k; v++)
             for (size_t ci = 0; ci < cin; ci++)
-                for (size_t co = 0; co < cout; co++)
-                    oihw[nr__conv_oihw(u, v, ci, co, k, cin)] = hwio[nr__conv_hwio(u, v, ci, co, k, cin, cout)];
+                for (size_t co = 0; co < cout; co++) {
+                    size_t to = nr__conv_oihw(u, v, ci, co, k, cin), from = nr__conv_hwio(u, v, ci, co, k, cin, cout);
+                    oihw[to] = hwio[from];
+                    if (oihw8)
+                        oihw8[to] = hwio8[from];
+                }
     const int64_t wd[4] = {(int64_t)cout, (int64_t)cin, (int64_t)k, (int64_t)k}, bd[1] = {(int64_t)cout};
-    const char *w = oihw ? floats(b, text(b, "conv_%zu.weight", i), wd, 4, oihw, k * k * cin * cout) : NULL;
-    const char *bias = l->ints[4] ? floats(b, text(b, "conv_%zu.bias", i), bd, 1, tensor_of(net, i, "b"), cout) : NULL;
+    const char *w = NULL, *bias = NULL;
+    if (net->q && oihw8)
+        int8_weights(b, net, i, "conv", oihw8, wd, 4, &w, &bias);
+    else if (!net->q && oihw)
+        w = floats(b, text(b, "conv_%zu.weight", i), wd, 4, oihw, k * k * cin * cout);
+    if (!net->q && l->ints[4])
+        bias = floats(b, text(b, "conv_%zu.bias", i), bd, 1, tensor_of(net, i, "b"), cout);
     Onnx__NodeProto *n = node(b, "Conv", text(b, "conv_%zu", i), w, bias, NULL);
     const int64_t kernel[2] = {(int64_t)k, (int64_t)k}, strides[2] = {l->ints[2], l->ints[2]},
                   pads[4] = {l->ints[3], l->ints[3], l->ints[3], l->ints[3]};
@@ -434,6 +534,8 @@ static nr_status build_graph(builder *b, const nr_net *net, bool logits, Onnx__G
     const size_t flat[1] = {net->in_size};
     Onnx__ValueInfoProto *in = value_info(b, "input", b->image ? net->in_shape : flat, b->image ? 3 : 1);
     put_scaling(b, net);
+    if (net->q)
+        put_qdq(b, "input_bytes", net->q->input);
     if (b->image)
         transpose(b, "to_nchw", 3, 1, 2);
     b->h = net->in_shape[0];
@@ -441,7 +543,8 @@ static nr_status build_graph(builder *b, const nr_net *net, bool logits, Onnx__G
     b->c = net->in_shape[2];
     nr_status st = NR_OK;
     for (size_t i = 0; i < net->n_layers && !st; i++)
-        st = put_layer(b, net, i);
+        if (!(st = put_layer(b, net, i)) && net->q && makes_bytes(net, i))
+            put_qdq(b, text(b, "layer_%zu", i), net->q->layers[i].out);
     if (!st)
         st = put_head(b, net, logits);
     if (!st && b->n_nodes)  /* name the graph's output "output" */

@@ -28,7 +28,14 @@ static nr_status reserve_predict_buffer(nr_net *net, size_t floats)
     return NR_OK;
 }
 
-nr_status nr_net_predict(nr_net *net, const float *x, size_t n, float *out)
+static nr_status predict(nr_net *net, const float *x, size_t n, float *out, bool head);
+
+nr_status nr_net_predict(nr_net *net, const float *x, size_t n, float *out) { return predict(net, x, n, out, true); }
+
+nr_status nr_net_logits(nr_net *net, const float *x, size_t n, float *out) { return predict(net, x, n, out, false); }
+
+/* Raw samples: scaled, run in chunks, and (with `head`) made probabilities or targets in their units. */
+static nr_status predict(nr_net *net, const float *x, size_t n, float *out, bool head)
 {
     nr_status st = nr__net_check_batch(net, x, n);
     if (st)
@@ -49,7 +56,9 @@ nr_status nr_net_predict(nr_net *net, const float *x, size_t n, float *out)
         const float *y;
         if ((st = nr_net_forward(net, src, m, 0, &y)))
             return st;
-        if (net->head == NR_LOSS_XENT)
+        if (!head)
+            memcpy(out + i * d, y, m * d * sizeof(float));
+        else if (net->head == NR_LOSS_XENT)
             nr__softmax_rows(y, out + i * d, m, d);
         else if (net->n_targets == d)  /* a regression: back to the targets' own units */
             for (size_t k = 0; k < m * d; k++)
