@@ -208,6 +208,11 @@ bench-mpi:
 	for np in 2 4; do mpirun -q --allow-run-as-root --oversubscribe --bind-to none -np $$np $(BUILD)/bench/mpi_allreduce; done
 	/usr/bin/python3 bench/distributed_model.py
 
+# Int8 models against float ones, PyTorch and ONNX Runtime (part of `make bench`; this runs it alone).
+.PHONY: bench-int8
+bench-int8: all $(BUILD)/bench/neurite_bench
+	BUILD=$(BUILD) /usr/bin/python3 bench/int8.py
+
 # GFLOP/s of every matrix-product backend on the shapes that matter (see docs/gemm.md).
 .PHONY: bench-gemm
 bench-gemm: $(STATIC)

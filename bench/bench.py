@@ -45,6 +45,10 @@ MLP_SPECS = {"mlp256": "784-256-relu-10", "mlp512": "784-512-relu-256-relu-10"}
 EXPECTED = {"mlp256": (3, 203530), "mlp512": (5, 535818), "cnn": (9, 421642)}
 MLP_NAMES = {"mlp256": "MLP 784-256-10", "mlp512": "MLP 784-512-256-10", "cnn": "CNN " + CNN_SPEC}
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "GOTO_NUM_THREADS")
+# Set on this machine kind for old OpenBLAS builds, they pin every OpenBLAS to its Haswell kernels and a small
+# L2: NumPy and PyTorch would run a handicapped kernel. Every process here runs without them, so OpenBLAS picks
+# the kernel a user of this CPU gets; the header names the kernel each rival ran.
+HANDICAP_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 CONTENDED = 0.25  # other processes' CPU, in cores, above which a measurement is marked
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
@@ -115,7 +119,7 @@ def run(cmd, env=None, timeout=1800, quiet=True):
     seconds and the CPU others used meanwhile (in cores)."""
     if quiet:
         wait_quiet()
-    full_env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
+    full_env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS + HANDICAP_VARS}
     full_env.update(env or {})
     full_env["BENCH_DATA"] = DATA
     with tempfile.TemporaryFile() as err:
@@ -437,6 +441,10 @@ def main():
     log("software: %s; NumPy %s; PyTorch %s; %s (core %s); Python %s" % (
         version, info["numpy"], info.get("torch"), info["openblas"], info["openblas_core"], info["python"]))
     log("load average at start: %s" % open("/proc/loadavg").read().split()[:3])
+    removed = ["%s=%s" % (k, os.environ[k]) for k in HANDICAP_VARS if k in os.environ]
+    if removed:
+        log("removed from every measured process: %s (NumPy's and PyTorch's OpenBLAS then picks core %s)" % (
+            ", ".join(removed), info["openblas_core"]))
 
     # The machine's peak.
     peak, peak_note = None, ""

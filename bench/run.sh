@@ -9,7 +9,8 @@
 #   BENCH_ROUNDS=2 make bench   measure every workload twice over and keep each row's faster round
 #   BENCH_DOC=1 make bench      also rewrite docs/benchmarks.md from bench/doc_header.md and the results
 #
-# Results: $BUILD/bench/results.md (tables), results.json, and the log of the run in bench.log.
+# Results: $BUILD/bench/results.md (tables; bench/int8.py's int8 tables at the end), results.json, int8.json,
+# and the log of the run in bench.log. `make bench-int8` runs the int8 part alone.
 set -eu
 
 BUILD=${BUILD:-build}
@@ -40,6 +41,12 @@ status="$BUILD/bench/status"
 { "$PYTHON" bench/bench.py; echo $? > "$status"; } 2>&1 | tee "$log"
 rc=$(cat "$status")
 [ "$rc" -eq 0 ] || fail "bench/bench.py failed (exit $rc); see $log"
+# Int8 models against float ones (and PyTorch, ONNX Runtime): bench/int8.py, appended to the results.
+{ "$PYTHON" bench/int8.py; echo $? > "$status"; } 2>&1 | tee -a "$log"
+rc=$(cat "$status")
+[ "$rc" -eq 0 ] || fail "bench/int8.py failed (exit $rc); see $log"
+printf '\n' >> "$BUILD/bench/results.md"
+cat "$BUILD/bench/int8.md" >> "$BUILD/bench/results.md"
 
 if [ "${BENCH_DOC:-0}" = 1 ]; then
     cat bench/doc_header.md "$BUILD/bench/results.md" > docs/benchmarks.md.tmp
