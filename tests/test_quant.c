@@ -65,10 +65,12 @@ static void test_kernels(void)
     nr_rng_seed(&r, 11);
     static const size_t shapes[][3] = {{1, 1, 1},   {1, 3, 5},    {3, 5, 17},   {4, 4, 16},  {5, 7, 64},
                                        {7, 784, 256}, {16, 31, 65}, {17, 9, 33}, {33, 100, 10}, {1, 3136, 128},
-                                       {2, 130, 130}, {64, 288, 64}, {1, 784, 10}, {20, 1, 70}};
+                                       {2, 130, 130}, {64, 288, 64}, {1, 784, 10}, {20, 1, 70}, {1, 785, 300},
+                                       {3, 63, 513}, {6, 8, 256}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         gemm_case(&r, shapes[s][0], shapes[s][1], shapes[s][2], 0);
     gemm_case(&r, 2, 32768, 18, 1);  /* the largest k the quantizer allows, every product at its extreme */
+    gemm_case(&r, 1, 32768, 256, 1); /* ... through the one-row kernel that takes 256 columns at once */
     printf("test_quant: int8 kernels in use: %s\n", nr_qgemm_backend());
 }
 
@@ -100,6 +102,55 @@ static void test_arithmetic(void)
     CHECK(nr__q_input(1e30f, 1.0f, 0) == 255 && nr__q_input(-1e30f, 1.0f, 200) == 0 && nr__q_input(NAN, 1.0f, 5) == 0,
           "inputs are clamped to bytes (NaN to the lowest)");
     CHECK(nr__q_input(37.0f / 255.0f, 1.0f / (1.0f / 255.0f), 0) == 37, "a pixel / 255 comes back as the pixel");
+}
+
+/* The AVX-512 requantization and input conversion give the scalar code's bytes, on random values and the
+ * edges: extreme multipliers and shifts, sums at the int32 limits of a layer, NaN, infinities, ties, -0. */
+static void test_epilogues(void)
+{
+    if (nr_set_qgemm_backend("vnni") != NR_OK) {
+        printf("test_quant: no AVX-512 VNNI here: the AVX-512 requantization is not checked\n");
+        return;
+    }
+    nr_rng r;
+    nr_rng_seed(&r, 11);
+    enum { ROWS = 3, N = 37, COUNT = 4099 };
+    int32_t sums[ROWS * N], bias[N], mult[N], shift[N];
+    uint8_t got[ROWS * N];
+    int bad = 0;
+    for (int t = 0; t < 2000; t++) {
+        for (int o = 0; o < N; o++) {
+            double m = exp((nr_rng_uniform(&r) * 40 - 34) * log(2.0));  /* 2^-34 to 2^6, some rounding to 0 */
+            nr__q_multiplier(m, &mult[o], &shift[o]);
+            bias[o] = (int32_t)nr_rng_below(&r, 1u << 30) - (1 << 29);
+        }
+        for (int i = 0; i < ROWS * N; i++)
+            sums[i] = t % 7 == 0 ? (i % 2 ? 1060000000 : -1060000000)
+                                 : (int32_t)(nr_rng_below(&r, 1u << 31) - (1u << 30)) >> (int)nr_rng_below(&r, 24);
+        int32_t zero = (int32_t)nr_rng_below(&r, 256);
+        nr__qrequant_avx512(sums, ROWS, N, bias, mult, shift, zero, got);
+        for (int i = 0; i < ROWS * N; i++) {
+            int32_t v = zero + nr__q_scale(sums[i] + bias[i % N], mult[i % N], shift[i % N]);
+            bad += got[i] != (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+    }
+    CHECK(bad == 0, "the AVX-512 requantization differs from the scalar one in %d bytes", bad);
+    static float x[COUNT];
+    static uint8_t bytes[COUNT];
+    const float edges[] = {NAN, INFINITY, -INFINITY, -0.0f, 0.0f, 0.5f, -0.5f, 1.5f, -2.5f, 511.5f, -511.5f, 1e30f};
+    bad = 0;
+    for (int t = 0; t < 50; t++) {
+        float inv = (float)(0.5 + 200 * nr_rng_uniform(&r));
+        int32_t zero = (int32_t)nr_rng_below(&r, 256);
+        for (int i = 0; i < COUNT; i++)
+            x[i] = i % 5 == 0 ? edges[(size_t)i / 5 % (sizeof edges / sizeof edges[0])] / (i % 2 ? 1.0f : inv)
+                              : (float)(nr_rng_uniform(&r) * 8 - 4);
+        nr__qinput_avx512(x, COUNT - (size_t)t, inv, zero, bytes);
+        for (int i = 0; i < COUNT - t; i++)
+            bad += bytes[i] != nr__q_input(x[i], inv, zero);
+    }
+    CHECK(bad == 0, "the AVX-512 input conversion differs from the scalar one in %d bytes", bad);
+    nr_set_qgemm_backend("auto");
 }
 
 /* ---- networks ---- */
@@ -275,6 +326,7 @@ int main(void)
 {
     test_kernels();
     test_arithmetic();
+    test_epilogues();
     test_network("20", "16-relu-12-sigmoid-8-tanh-6-leaky0.1-5", 0.05);
     test_network("30", "24-bn-relu-drop0.3-10", 0.05);
     test_network("8x8x2", "conv6k3-bn-relu-pool2-conv8k3-leaky-avgpool2-flatten-fc7", 0.05);

@@ -112,6 +112,12 @@ static const qbackend *active(void)
 
 const char *nr_qgemm_backend(void) { return active()->name; }
 
+#if defined(__x86_64__)
+int nr__qgemm_avx512(void) { return active()->fn == nr__qgemm_vnni; }
+#else
+int nr__qgemm_avx512(void) { return 0; }
+#endif
+
 nr_status nr_set_qgemm_backend(const char *name)
 {
     active();

@@ -32,6 +32,16 @@ void nr__qgemm_vnni(const uint8_t *a, size_t lda, size_t r0, size_t r1, size_t c
 void nr__qgemm_avx2(const uint8_t *a, size_t lda, size_t r0, size_t r1, size_t c0, size_t c1, const nr__qmatrix *b,
                     int32_t *c, size_t ldc);
 
+/* The work around the product, with AVX-512 where the vnni kernel runs (1 if it does, from
+ * nr__qgemm_avx512()). Each gives exactly the bytes of its scalar twin in quant/qforward.c:
+ * - requantization of rows x n sums: out = clamp(zero + ((sum + bias[o]) * mult[o] + 2^(30 + shift[o]))
+ *   >> (31 + shift[o])), the 64-bit product and the arithmetic shift per lane (vpmuldq, vpsravq);
+ * - the input as bytes: clamp(round_half_away(min(max(x * inv, -512), 512)) + zero). */
+int nr__qgemm_avx512(void);
+void nr__qrequant_avx512(const int32_t *sums, size_t rows, size_t n, const int32_t *bias, const int32_t *mult,
+                         const int32_t *shift, int32_t zero, uint8_t *out);
+void nr__qinput_avx512(const float *x, size_t count, float inv_scale, int32_t zero, uint8_t *out);
+
 /* The 4 bytes of row `a` (k long) at group g, as one little-endian word; bytes past k are 0. */
 static inline uint32_t nr__qgroup(const uint8_t *a, size_t k, size_t g)
 {
