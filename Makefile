@@ -167,7 +167,7 @@ run: $(CLI)
 docs: $(CLI)
 	sh scripts/cli-docs.sh $(BUILD)
 
-bench: all $(BUILD)/bench/neurite_bench $(BUILD)/bench/fma_probe
+bench: all $(BUILD)/bench/neurite_bench $(BUILD)/bench/fma_probe $(BUILD)/bench/bw_probe
 	@BUILD=$(BUILD) sh bench/run.sh
 
 # The benchmark's own programs (bench/run.sh runs them): neurite's side of the Fashion-MNIST workloads, and the
@@ -176,6 +176,11 @@ $(BUILD)/bench/neurite_bench: $(BUILD)/bench/neurite_bench.o $(STATIC)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
 
 $(BUILD)/bench/fma_probe: bench/fma_probe.c Makefile
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -pthread
+
+# The machine's read bandwidth from L2, L3 and memory (bench/bench.py: the bound on batch-1 inference).
+$(BUILD)/bench/bw_probe: bench/bw_probe.c Makefile
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -pthread
 

@@ -10,7 +10,8 @@
  *   neurite_bench infer --layers SPEC|--model FILE [--threads T] [--repeats R] [--batch B] [--count N] [--data DIR]
  *       Loads the test set, scales the first N images (10 000) to floats in [0, 1] once, and times R passes
  *       of nr_net_forward (inference mode, logits) over them in batches of B, after one untimed pass. With
- *       --model, a saved model (float or int8, `neurite quantize`) instead of random weights of SPEC.
+ *       --model, a saved model (float or int8, `neurite quantize`) instead of random weights of SPEC; with
+ *       --save FILE, the network it times is saved there too (for the other tools to run the same one).
  *
  * Prints one machine-readable line that bench/bench.py reads:
  *   RESULT {"mode": "epoch", "times": [s, ...], "loss": ..., "accuracy": ..., "threads": T, "kernel": "..."}
@@ -26,7 +27,7 @@
 enum { MAX_REPEATS = 100, MAX_PARTS = 10 };
 
 typedef struct options {
-    const char *mode, *layers, *data, *model;
+    const char *mode, *layers, *data, *model, *save;
     int threads, repeats, parts;
     size_t batch, count, limit;
 } options;
@@ -45,7 +46,7 @@ static int usage(const char *why)
             "usage: neurite_bench epoch --layers SPEC [--threads T] [--repeats R] [--parts P] [--data DIR] "
             "[--limit N]\n"
             "       neurite_bench infer --layers SPEC|--model FILE [--threads T] [--repeats R] [--batch B] "
-            "[--count N] [--data DIR]\n",
+            "[--count N] [--data DIR] [--save FILE]\n",
             why);
     return 2;
 }
@@ -81,6 +82,10 @@ static int parse(int argc, char **argv, options *o)
         }
         if (strcmp(name, "--model") == 0) {
             o->model = value;
+            continue;
+        }
+        if (strcmp(name, "--save") == 0) {
+            o->save = value;
             continue;
         }
         if ((v = parse_count(value, 0, 1LL << 30)) < 0)
@@ -243,6 +248,12 @@ static int run_inference(const options *o)
         free(x);
         nr_data_free(test);
         return x ? 1 : fail("images", NR_ENOMEM);
+    }
+    if (o->save && (st = nr_model_save(net, o->save))) {
+        free(x);
+        nr_net_free(net);
+        nr_data_free(test);
+        return fail(o->save, st);
     }
     for (size_t i = 0; i < count; i++) {
         float *row = x + i * in;

@@ -3,7 +3,8 @@
 //
 //   node ort_infer.js MODEL.onnx IMAGES.f32 COUNT BATCH THREADS REPEATS
 //
-// IMAGES.f32 holds COUNT x 784 float32 values. Prints one line: RESULT {"times": [...], ...}, the seconds of
+// IMAGES.f32 holds COUNT x 784 float32 values, given to the model as (batch, 28, 28, 1): neurite's exports of
+// image models take channels-last images. Prints one line: RESULT {"times": [...], ...}, the seconds of
 // each timed pass (after one untimed pass), the clock around session.run only.
 "use strict";
 const fs = require("fs");

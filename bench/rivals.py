@@ -380,6 +380,8 @@ def main():
         p.add_argument("--repeats", type=int, default=3)
         p.add_argument("--torch-threads", type=int, default=0, help="torch.set_num_threads (0: leave it)")
         if name == "lecture":
+            p.add_argument("--flush-denormal", action="store_true",
+                           help="torch.set_flush_denormal(True): a user-visible PyTorch switch")
             p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
             p.add_argument("--iters", type=int, default=5000)
         else:
@@ -394,6 +396,10 @@ def main():
     if getattr(args, "torch_threads", 0) and args.tool.startswith("torch"):
         import torch
         torch.set_num_threads(args.torch_threads)
+    if getattr(args, "flush_denormal", False) and args.tool.startswith("torch"):
+        import torch
+        if not torch.set_flush_denormal(True):
+            sys.exit("rivals.py: torch.set_flush_denormal is not supported on this CPU")
     if args.cmd == "epoch" and args.tool == "numpy" and args.model == "cnn":
         sys.exit("rivals.py: no NumPy CNN")
     args.fn(args)

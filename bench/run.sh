@@ -23,7 +23,7 @@ fail() {
     exit 1
 }
 
-for f in "$BUILD/neurite" "$BUILD/bench/neurite_bench" "$BUILD/bench/fma_probe"; do
+for f in "$BUILD/neurite" "$BUILD/bench/neurite_bench" "$BUILD/bench/fma_probe" "$BUILD/bench/bw_probe"; do
     [ -x "$f" ] || fail "$f is missing: run 'make bench' (it builds it)"
 done
 [ -x "$PYTHON" ] || fail "$PYTHON is missing: apt-get install -y python3"
