@@ -1,8 +1,10 @@
 #!/bin/sh
 # test_valgrind.sh - the neurite command's main paths under valgrind: the lecture's network (and --trace),
 # xor, training on a CSV table and on a slice of Fashion-MNIST (with a checkpoint, a resume and
-# --check-numerics), eval, predict, info, ONNX and safetensors out and in, and a few ways to fail. Each run must end with the command's own
-# exit status, and valgrind must find no error and no leak (definite, indirect or possible).
+# --check-numerics), eval, predict, info, ONNX and safetensors out and in, int8 quantization and its model,
+# and a few ways to fail. Each run must end with the command's own exit status, and valgrind must find no
+# error and no leak (definite, indirect or possible). valgrind hides AVX-512 from the program, so the int8
+# runs take the AVX2 kernel.
 #
 # Sizes are tiny: valgrind runs the code some 30 times slower. In the sanitizer build (a build directory
 # whose name ends in "san") the binaries carry ASan, which valgrind cannot run: the test says so and counts
@@ -88,6 +90,13 @@ if [ -r "$FASHION/t10k-images-idx3-ubyte.gz" ]; then
     fi
     vg 0 export "$TMP/c.nrm" --out "$TMP/c.safetensors"
     vg 0 import "$TMP/c.safetensors" --like "$TMP/c.nrm" --out "$TMP/c3.nrm"
+    # int8: quantize (calibration, folding, the integer layers), then use and export the int8 model.
+    vg 0 quantize "$TMP/c.nrm" --calib "$S" --samples 50 --method percentile --out "$TMP/c.q.nrm"
+    vg 0 quantize "$TMP/f.nrm" --calib "$S" --samples 50 --out "$TMP/f.q.nrm"
+    vg 0 predict "$TMP/c.q.nrm" "$TMP/one.pgm" "$S" --logits
+    vg 0 eval "$TMP/f.q.nrm" --data "$S"
+    vg 0 export "$TMP/c.q.nrm" --out "$TMP/c.q.h"
+    vg 1 quantize "$TMP/c.q.nrm" --calib "$S" --out "$TMP/x.nrm"
     vg 1 import "$TMP/c.safetensors" --layers conv2k3-fc10 --input 28x28x1 --out "$TMP/x.nrm"
 else
     bad "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)"
