@@ -500,8 +500,8 @@ static void put_scaling(builder *b, const nr_net *net)
 /* After the last layer: outputs flat in neurite's order, a classifier's Softmax, a regression's units. */
 static nr_status put_head(builder *b, const nr_net *net, bool logits)
 {
-    if (b->image)
-        flatten_channels_last(b, net->n_layers, true);
+    if (b->image)  /* a Reshape, not a Flatten: the importer reads a Flatten as a layer the network lacks */
+        flatten_channels_last(b, net->n_layers, false);
     if (net->head == NR_LOSS_XENT && !logits)
         attr_int(b, node(b, "Softmax", "probabilities", NULL), "axis", -1);
     if (net->n_targets) {

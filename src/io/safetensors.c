@@ -581,7 +581,8 @@ static nr_status take(const reader *r, const entry *e, const found *t, const uns
 static nr_status match(reader *r, const entry *list, size_t n, const unsigned char *data, size_t data_len,
                        float *params)
 {
-    qsort(r->tensors, r->n, sizeof *r->tensors, by_name);
+    if (r->n)  /* a header of no tensors has no array: qsort and bsearch take no NULL, even for 0 items */
+        qsort(r->tensors, r->n, sizeof *r->tensors, by_name);
     for (size_t i = 1; i < r->n; i++)
         if (!strcmp(r->tensors[i].name, r->tensors[i - 1].name))
             return bad_header(r, "a tensor is named twice");
@@ -590,7 +591,7 @@ static nr_status match(reader *r, const entry *list, size_t n, const unsigned ch
         found key;
         memcpy(key.name, list[i].name, sizeof list[i].name);
         key.name[sizeof list[i].name - 1] = '\0';
-        const found *t = bsearch(&key, r->tensors, r->n, sizeof *r->tensors, by_name);
+        const found *t = r->n ? bsearch(&key, r->tensors, r->n, sizeof *r->tensors, by_name) : NULL;
         if (!t && list[i].map == MAP_COUNTER)
             continue;
         if (!t)
