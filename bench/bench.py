@@ -574,7 +574,11 @@ def main():
     for k in ("l2", "l3", "dram"):
         md.append("| %s | %d KiB | %.1f | %.1f |" % (k.upper() if k != "dram" else "memory", bw[k]["bytes"] >> 10,
                                                      bw[k]["core"], bw[k]["all"]))
-    md += ["", "A batch-1 forward pass reads every weight once per image; while the weights fit one core's L2 "
+    md += ["", "Core to core: %.0f ns for a cache line to go to the other core and back (within one die of a "
+           "Zen CPU about 50–100 ns; a virtual machine's two vCPUs may sit on different dies of the host, and "
+           "then every parallel loop whose input the other core just wrote pays it, line by line: docs/gemm.md, "
+           "\"Two cores\")." % bw.get("round_trip_ns", 0), "",
+           "A batch-1 forward pass reads every weight once per image; while the weights fit one core's L2 "
            "(both MLPs' do), images/s cannot exceed the L2 bandwidth over the weights' bytes (split between the "
            "threads, each core's L2 holding its share)."]
 

@@ -7,13 +7,14 @@
  *
  * Prints a line per level and, last, one machine-readable line:
  *   RESULT {"cores": 2, "l2": {"bytes": ..., "core": 120.5, "all": 240.1}, "l3": {...}, "dram": {...},
- *           "loads": "avx512"}
+ *           "loads": "avx512", "round_trip_ns": 90}
  * in GB/s (10^9 bytes a second). bench/bench.py turns the L2 figure into the bound on batch-1 inference: a
  * network whose weights fit the L2 reads every weight once per image. The cache sizes come from sysconf
  * where the C library knows them, else 1 MiB of L2 and 32 MiB of L3 are assumed; the L3 buffer is at most
  * 16 MiB (a virtual machine may report the whole host's L3, of which one core reaches one slice), and the
  * memory buffer is 1 GiB. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +120,40 @@ static void *measure(void *arg)
     return NULL;
 }
 
+/* Core-to-core latency: two threads hand a flag back and forth (a cache line that moves between two cores
+ * twice per round). It decides what a parallel loop costs when one core reads what the other just wrote:
+ * on a virtual machine whose two vCPUs sit on different dies of the host, it is several times what it is
+ * within one die. Nanoseconds per round trip; 0 with one core. */
+static _Atomic int ping_flag;
+enum { PING_ROUNDS = 100000 };
+
+static void *pong(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < PING_ROUNDS; i++) {
+        while (atomic_load_explicit(&ping_flag, memory_order_acquire) != 1)
+            ;
+        atomic_store_explicit(&ping_flag, 0, memory_order_release);
+    }
+    return NULL;
+}
+
+static double round_trip_ns(long cores)
+{
+    pthread_t t;
+    if (cores < 2 || pthread_create(&t, NULL, pong, NULL) != 0)
+        return 0;
+    double t0 = now();
+    for (int i = 0; i < PING_ROUNDS; i++) {
+        atomic_store_explicit(&ping_flag, 1, memory_order_release);
+        while (atomic_load_explicit(&ping_flag, memory_order_acquire) != 0)
+            ;
+    }
+    double dt = now() - t0;
+    pthread_join(t, NULL);
+    return dt / PING_ROUNDS * 1e9;
+}
+
 /* GB/s of one thread, and of `cores` threads together (the sum). */
 static void level(reader_fn fn, size_t bytes, double seconds, int cores, double *one, double *all, uint64_t *sink)
 {
@@ -190,7 +225,10 @@ int main(int argc, char **argv)
         printf("%-4s %9zu KiB: %7.1f GB/s on one core, %7.1f GB/s on %ld cores (%s loads)\n", levels[i].name,
                levels[i].bytes >> 10, one[i], all[i], cores, loads);
     }
-    printf("RESULT {\"cores\": %ld, \"loads\": \"%s\", \"sink\": %llu", cores, loads, (unsigned long long)(sink & 1));
+    double ping = round_trip_ns(cores);
+    printf("core to core: %.0f ns a round trip (a cache line there and back)\n", ping);
+    printf("RESULT {\"cores\": %ld, \"loads\": \"%s\", \"round_trip_ns\": %.0f, \"sink\": %llu", cores, loads, ping,
+           (unsigned long long)(sink & 1));
     for (int i = 0; i < 3; i++)
         printf(", \"%s\": {\"bytes\": %zu, \"core\": %.1f, \"all\": %.1f}", levels[i].name, levels[i].bytes, one[i],
                all[i]);
