@@ -265,8 +265,11 @@ def lecture_rows():
         ref = [r for r in rows if r.tool == name and r.setting == REFERENCE_LABEL]
         if own and ref:
             a, b = (float(x.check.split()[1]) for x in (own[0], ref[0]))
-            log("  %s: loss %.6g on its own kernel, %.6g with the environment as set (%s)" % (
-                name, a, b, "agree" if abs(a - b) <= 1e-2 * max(abs(a), abs(b), 1e-12) else "DIFFER"))
+            # After 5000 steps the loss is ~1e-6 and carries the rounding of every product: two kernels that
+            # sum in another order agree to a few percent, not to the bit.
+            rel = abs(a - b) / max(abs(a), abs(b), 1e-30)
+            log("  %s: loss %.6g on its own kernel, %.6g with the environment as set: %.2g relative (%s)" % (
+                name, a, b, rel, "agree" if rel <= 0.05 else "DIFFER"))
     return rows
 
 
