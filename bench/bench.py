@@ -759,7 +759,10 @@ def main():
            "Run from the top of the tree; each Python process also had BENCH_DATA=%s, and every process had "
            "the thread variables removed from its environment first." % DATA, ""]
     for key, rows in summary["rows"].items():
-        cmd_md += ["- %s:" % key] + ["  - `%s`" % c for c in dict.fromkeys(r.command for r in rows)]
+        # Paths as a reader of the repository sees them: relative to its top, the home folder as ~.
+        shown = (c.replace(ROOT + "/", "").replace(os.path.expanduser("~"), "~") for c in
+                 dict.fromkeys(r.command for r in rows))
+        cmd_md += ["- %s:" % key] + ["  - `%s`" % c for c in shown]
 
     # Each tool at its fastest setting.
     titles = {"lecture": "lecture's network", "epoch_mlp256": "epoch, MLP 784-256-10",
