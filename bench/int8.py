@@ -16,10 +16,13 @@ $BUILD/bench/int8.md and int8.json.
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
 import time
+
+from bench import ort_modules  # where scripts/install-deps.sh puts onnxruntime-node
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("BUILD", "build")
@@ -105,9 +108,8 @@ def test_images(data):
 def ort_agreement(acc):
     """For each int8 model exported as QDQ: the share of test images ONNX Runtime puts in neurite's class."""
     import numpy as np
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    modules = os.environ.get("NODE_PATH") or os.path.join(cache, "neurite", "node", "node_modules")
-    if not os.path.isdir(os.path.join(modules, "onnxruntime-node")):
+    modules = ort_modules() if shutil.which("node") else None
+    if not modules:
         print("int8: ONNX Runtime agreement not measured (no onnxruntime-node)")
         return
     for row in acc:
@@ -171,9 +173,8 @@ def speed_part():
     onnx_float, onnx_q = os.path.join(OUT, "fashion-mlp.onnx"), os.path.join(OUT, "fashion-mlp.q.onnx")
     sh([NEURITE, "export", model, "--format", "onnx", "--logits", "--out", onnx_float])
     sh([NEURITE, "export", q, "--format", "onnx", "--logits", "--out", onnx_q])
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    modules = os.environ.get("NODE_PATH") or os.path.join(cache, "neurite", "node", "node_modules")
-    have_ort = os.path.isdir(os.path.join(modules, "onnxruntime-node"))
+    modules = ort_modules() if shutil.which("node") else None
+    have_ort = modules is not None
     rows = []
     for batch in (1, 256):
         row = {"batch": batch}
