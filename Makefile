@@ -36,10 +36,11 @@ CPPFLAGS += -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L
 BASEFLAGS := -std=c11 $(OPT) -g $(WARN) -fPIC -pthread -fno-math-errno -ffp-contract=off
 LDLIBS   := -lm -pthread
 
+# OpenBLAS is loaded at run time (dlopen) when the "blas" backend is asked for: a program that does not use it
+# does not start its threads (src/kernels/gemm.c).
 ifeq ($(BLAS),1)
-CPPFLAGS += -DNR_HAVE_CBLAS $(shell $(PKG_CONFIG) --cflags openblas)
-LDLIBS   += $(shell $(PKG_CONFIG) --libs openblas)
-PC_LIBS  += openblas
+CPPFLAGS += -DNR_HAVE_CBLAS
+LDLIBS   += -ldl
 endif
 ifeq ($(ZLIB),1)
 CPPFLAGS += -DNR_HAVE_ZLIB
@@ -222,7 +223,8 @@ bench-int8: all $(BUILD)/bench/neurite_bench
 .PHONY: bench-gemm
 bench-gemm: $(STATIC)
 	@mkdir -p $(BUILD)/bench
-	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) bench/gemm_bench.c -o $(BUILD)/bench/gemm_bench $(STATIC) $(LDLIBS)
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) bench/gemm_bench.c -o $(BUILD)/bench/gemm_bench $(STATIC) $(LDLIBS) \
+	    $(if $(filter 1,$(BLAS)),$(shell $(PKG_CONFIG) --libs openblas))
 	$(BUILD)/bench/gemm_bench $(BENCH_ARGS)
 
 # ==== fuzzing (docs/reliability.md) =========================================================================

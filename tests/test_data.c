@@ -641,7 +641,7 @@ static void gathering(void)
         idx[i] = (uint32_t)((i * 37 + 11) % 50);
     /* Tables, raw and scaled. */
     nr_dataset *t = counting_set(50, 3);
-    nr__data_gather(t, idx, 20, NULL, got, batch_labels, NULL, 0);
+    nr__data_gather(t, idx, 20, NULL, got, batch_labels, NULL, 0, NULL);
     bool ok = true;
     for (int i = 0; i < 20; i++) {
         nr_data_sample(t, idx[i], want + 3 * i);
@@ -650,11 +650,11 @@ static void gathering(void)
     CHECK(ok && memcmp(got, want, 20 * 3 * sizeof(float)) == 0, "gather of a table, unscaled");
     nr_net *net = nr_net_new(3);
     CHECK_OK(nr_net_fit_scaling(net, t, NR_SCALE_STANDARD));
-    nr__data_gather(t, idx, 20, &net->scaling, got, NULL, NULL, 3);
+    nr__data_gather(t, idx, 20, &net->scaling, got, NULL, NULL, 3, NULL);
     nr__scale_rows(&net->scaling, want, want, 20, 3);
     CHECK(memcmp(got, want, 20 * 3 * sizeof(float)) == 0, "gather of a table, scaled as scale_rows scales");
     nr__scaling whole = {NR_SCALE_STANDARD, 1, (float[]){4}, (float[]){0.5f}};
-    nr__data_gather(t, idx, 20, &whole, got, NULL, NULL, 0);
+    nr__data_gather(t, idx, 20, &whole, got, NULL, NULL, 0, NULL);
     ok = true;
     for (int i = 0; i < 20; i++)
         for (int j = 0; j < 3; j++)
@@ -670,7 +670,7 @@ static void gathering(void)
     if (!d)
         return;
     const size_t f = 40;
-    nr__data_gather(d, idx, 30, NULL, got, batch_labels, NULL, 0);
+    nr__data_gather(d, idx, 30, NULL, got, batch_labels, NULL, 0, NULL);
     ok = true;
     for (int i = 0; i < 30; i++) {
         reference_shift(d, idx[i], NULL, 0, 0, want + f * (size_t)i);
@@ -679,7 +679,7 @@ static void gathering(void)
     CHECK(ok && memcmp(got, want, 30 * f * sizeof(float)) == 0, "gather of images, raw");
     nr_net *img = nr_net_new_image(5, 4, 2);
     CHECK_OK(nr_net_fit_scaling(img, d, NR_SCALE_UNIT));
-    nr__data_gather(d, idx, 30, &img->scaling, got, NULL, NULL, 0);
+    nr__data_gather(d, idx, 30, &img->scaling, got, NULL, NULL, 0, NULL);
     ok = true;
     for (size_t k = 0; k < 30 * f; k++)
         ok &= got[k] == want[k] * (1.0f / 255) && got[k] >= 0 && got[k] <= 1;
@@ -697,7 +697,7 @@ static void gathering(void)
         nr_rng rng, mirror;
         nr_rng_seed(&rng, 99 + (uint64_t)which);
         mirror = rng;
-        nr__data_gather(d, idx, 600, scalings[which], got, batch_labels, &rng, 2);
+        nr__data_gather(d, idx, 600, scalings[which], got, batch_labels, &rng, 2, NULL);
         int moved = 0, far = 0;
         for (size_t i = 0; i < 600; i++) {
             int dy = (int)nr_rng_below(&mirror, 5) - 2, dx = (int)nr_rng_below(&mirror, 5) - 2;
@@ -712,14 +712,14 @@ static void gathering(void)
     /* A shift far larger than the image leaves only what outside pixels become. */
     nr_rng rng;
     nr_rng_seed(&rng, 5);
-    nr__data_gather(d, idx, 4, NULL, got, NULL, &rng, 1000000);
+    nr__data_gather(d, idx, 4, NULL, got, NULL, &rng, 1000000, NULL);
     ok = true;
     for (size_t k = 0; k < 4 * f; k++)
         ok &= got[k] == 0;
     CHECK(ok, "a huge shift moves everything out");
     /* A table is never shifted. */
     t = counting_set(50, 3);
-    nr__data_gather(t, idx, 5, NULL, got, NULL, &rng, 2);
+    nr__data_gather(t, idx, 5, NULL, got, NULL, &rng, 2, NULL);
     ok = true;
     for (int i = 0; i < 5; i++)
         ok &= got[3 * i] == (float)(idx[i] * 10);
@@ -738,10 +738,10 @@ static void gathering(void)
     CHECK_OK(nr_net_fit_scaling(img, d, NR_SCALE_STANDARD));
     CHECK_OK(nr_set_threads(1));
     nr_rng_seed(&rng, 3);
-    nr__data_gather(d, idx, BATCH, &img->scaling, want, batch_labels, &rng, 3);
+    nr__data_gather(d, idx, BATCH, &img->scaling, want, batch_labels, &rng, 3, NULL);
     CHECK_OK(nr_set_threads(2));
     nr_rng_seed(&rng, 3);
-    nr__data_gather(d, idx, BATCH, &img->scaling, got, batch_labels, &rng, 3);
+    nr__data_gather(d, idx, BATCH, &img->scaling, got, batch_labels, &rng, 3, NULL);
     CHECK(memcmp(got, want, BATCH * 784 * sizeof(float)) == 0, "the same batch on 1 and 2 threads");
     nr_rng mirror;
     nr_rng_seed(&mirror, 3);
@@ -752,12 +752,47 @@ static void gathering(void)
         ok &= memcmp(got + 784 * i, want + 784 * i, 784 * sizeof(float)) == 0;
     }
     CHECK(ok, "the threaded, shifted batch matches the reference");
-    nr__data_gather(d, idx, BATCH, &img->scaling, got, batch_labels, NULL, 0);
+    /* Runs of features per thread (a dense first layer), with the next batch prefetched: the same batch as
+     * samples per thread, unscaled, unit-, standard- and per-feature-scaled, at 1 and 2 threads; a batch of
+     * 64 is split (25 K values a thread). */
+    float pf_shift[784], pf_scale[784];
+    for (int k = 0; k < 784; k++) {
+        pf_shift[k] = (float)(k % 13);
+        pf_scale[k] = 1.0f / (float)(k % 7 + 1);
+    }
+    nr__scaling unit = {NR_SCALE_UNIT, 1, (float[]){0}, (float[]){1.0f / 255}}, pf = {NR_SCALE_STANDARD, 784, pf_shift,
+                                                                                    pf_scale};
+    const nr__scaling *kinds[4] = {NULL, &unit, &img->scaling, &pf};
+    const size_t sizes[2] = {64, BATCH - 1};
+    ok = true;
+    for (int threads = 1; threads <= 2; threads++) {
+        CHECK_OK(nr_set_threads(threads));
+        for (int which = 0; which < 4; which++)
+            for (int z = 0; z < 2; z++) {
+                nr__gather_hints hints = {true, idx + 1, sizes[z]};
+                memset(got, 0xff, sizes[z] * 784 * sizeof(float));
+                nr__data_gather(d, idx, sizes[z], kinds[which], want, NULL, NULL, 0, NULL);
+                nr__data_gather(d, idx, sizes[z], kinds[which], got, batch_labels, NULL, 0, &hints);
+                ok &= memcmp(got, want, sizes[z] * 784 * sizeof(float)) == 0;
+            }
+    }
+    CHECK(ok, "a batch gathered in runs of features equals the batch gathered in samples");
+    nr_dataset *wide = counting_set(50, 784);  /* floats rather than bytes */
+    ok = wide != NULL;
+    for (int which = 0; ok && which < 4; which += 3) {
+        nr__gather_hints hints = {true, idx + 1, 64};
+        nr__data_gather(wide, idx, 64, kinds[which], want, NULL, NULL, 0, NULL);
+        nr__data_gather(wide, idx, 64, kinds[which], got, NULL, NULL, 0, &hints);
+        ok &= memcmp(got, want, 64 * 784 * sizeof(float)) == 0;
+    }
+    CHECK(ok, "a table gathered in runs of features equals the table gathered in samples");
+    nr_data_free(wide);
+    nr__data_gather(d, idx, BATCH, &img->scaling, got, batch_labels, NULL, 0, NULL);
     struct mallinfo2 before = mallinfo2();
     for (int rep = 0; rep < 3; rep++) {
-        nr__data_gather(d, idx, BATCH, &img->scaling, got, batch_labels, &rng, 2);
-        nr__data_gather(d, idx, BATCH, NULL, got, batch_labels, NULL, 0);
-        nr__data_gather(d, idx, 7, NULL, got, NULL, &rng, 1);
+        nr__data_gather(d, idx, BATCH, &img->scaling, got, batch_labels, &rng, 2, NULL);
+        nr__data_gather(d, idx, BATCH, NULL, got, batch_labels, NULL, 0, NULL);
+        nr__data_gather(d, idx, 7, NULL, got, NULL, &rng, 1, NULL);
     }
     struct mallinfo2 after = mallinfo2();
     CHECK(before.uordblks == after.uordblks && before.hblkhd == after.hblkhd,

@@ -1,6 +1,8 @@
 /* test_gemm.c - every matrix kernel against a double-precision reference, for all four transpose cases,
- * odd shapes, strided rows, alpha and beta; and the seam's argument checks. */
+ * odd shapes, strided rows, alpha and beta; the threads' splits (nr__split) against one thread, bit for bit;
+ * and the seam's argument checks. */
 #include "check.h"
+#include "core/internal.h"
 #include "neurite.h"
 
 #include <math.h>
@@ -88,8 +90,69 @@ static void backend(const char *name)
     CHECK(e <= 1.0, "%s: the lecture's x^T g_h shape, error %.3g x tolerance", name, e);
 }
 
+/* One product under a split at two threads against the same product at one thread: the same bits. */
+static bool split_case(nr_rng *r, nr__split split, nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k,
+                       float alpha, float beta, size_t pad)
+{
+    size_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+    size_t lda = ac + pad, ldb = bc + pad, ldc = n + pad;
+    float *a = malloc(ar * lda * sizeof *a), *b = malloc(br * ldb * sizeof *b);
+    float *c1 = malloc(m * ldc * sizeof *c1), *c2 = malloc(m * ldc * sizeof *c2);
+    fill(r, a, ar * lda);
+    fill(r, b, br * ldb);
+    fill(r, c1, m * ldc);
+    memcpy(c2, c1, m * ldc * sizeof *c1);
+    nr_set_threads(1);
+    nr__gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c1, ldc);
+    nr_set_threads(2);
+    nr__gemm_split(split, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c2, ldc);
+    bool same = memcmp(c1, c2, m * ldc * sizeof *c1) == 0;
+    free(a);
+    free(b);
+    free(c1);
+    free(c2);
+    return same;
+}
+
+static void splits(const char *name)
+{
+    if (nr_set_gemm_backend(name) != NR_OK)
+        return;
+    nr_rng r;
+    nr_rng_seed(&r, 7);
+    /* k of 1 to 4 blocks of at most 512 (600 and 2000 split in two runs, 1100 and 1500 have an odd number
+     * of blocks and fall back); C wide, narrow (stored transposed) and one row. */
+    const size_t ks[] = {16, 600, 1000, 1100, 1500, 2000};
+    const size_t shapes[][2] = {{64, 100}, {64, 10}, {33, 257}, {1, 300}, {130, 12}};
+    const float betas[] = {0.0f, 1.0f, 0.3f};
+    size_t before = nr__gemm_ksplits();
+    int cases = 0, same = 0;
+    for (int split = NR__SPLIT_M; split <= NR__SPLIT_K; split++)
+        for (size_t q = 0; q < sizeof ks / sizeof ks[0]; q++)
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+                for (int t = 0; t < 4; t++) {
+                    float alpha = t % 2 ? -0.75f : 1.0f, beta = betas[(q + s + (size_t)t) % 3];
+                    same += split_case(&r, (nr__split)split, (nr_trans)(t & 1), (nr_trans)(t >> 1), shapes[s][0],
+                                       shapes[s][1], ks[q], alpha, beta, t == 3 ? 5 : 0);
+                    cases++;
+                }
+    CHECK(same == cases, "%s: %d of %d products under a split at 2 threads equal 1 thread bit for bit", name, same,
+          cases);
+    /* The lecture's forward product and a dense layer's at batch 64 (784 inputs): k split, same bits. */
+    size_t lecture = nr__gemm_ksplits();
+    CHECK(split_case(&r, NR__SPLIT_K, NR_NO_TRANS, NR_NO_TRANS, 64, 100, 1000, 1.0f, 0.0f, 0) &&
+              split_case(&r, NR__SPLIT_K, NR_NO_TRANS, NR_NO_TRANS, 64, 256, 784, 1.0f, 1.0f, 0),
+          "%s: k split of the lecture's and an MLP's forward product", name);
+    CHECK(nr__gemm_ksplits() - lecture == 2 && lecture > before,
+          "%s: the k split ran (%zu products before the lecture's, %zu for it and the MLP's)", name,
+          lecture - before, nr__gemm_ksplits() - lecture);
+}
+
 int main(void)
 {
+    const char *split_backends[] = {"avx2", "avx512"};
+    for (size_t i = 0; i < 2; i++)
+        splits(split_backends[i]);
     nr_set_threads(2);
     const char *names[] = {"portable", "avx2", "avx512", "blas"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)

@@ -53,6 +53,9 @@ float *nr__floats(size_t count);
 /* Zeroed, 64-byte aligned memory for count * size bytes; NULL with the message set on failure. */
 void *nr__alloc(size_t count, size_t size);
 void nr__free(void *ptr);
+/* Uninitialised memory for a large block read in random order (a data set): on huge pages where the system
+ * gives them. Freed with free(); NULL when out of memory. */
+void *nr__alloc_bulk(size_t bytes);
 
 /* ---- threads (pool.c) ---- */
 
@@ -67,6 +70,19 @@ void nr__parallel_for(size_t n, size_t grain, nr__range_fn fn, void *ctx);
 /* The unchecked form of nr_sgemm that layers use once shapes are known to be right. */
 void nr__gemm(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
               const float *b, size_t ldb, float beta, float *c, size_t ldc);
+
+/* How threads divide a product. AUTO: by the data each thread reads. The others keep a weight matrix's
+ * rows on the thread that updates them in the optimizer step (which splits each tensor by rows the same
+ * way), so that a training step hands only activations between cores (docs/gemm.md, "Two cores"):
+ * K when the weights are op(B) (a dense layer's forward pass: thread t multiplies by its k blocks and the
+ * partial products are added in k order, bit for bit what one thread computes), M when they are C (the
+ * weight gradient), N when their rows are C's columns (the input gradient through W^T). A split that does
+ * not fit the shape falls back to AUTO; the values never depend on the split. */
+typedef enum nr__split { NR__SPLIT_AUTO, NR__SPLIT_M, NR__SPLIT_N, NR__SPLIT_K } nr__split;
+void nr__gemm_split(nr__split split, nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha,
+                    const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc);
+/* How many products have run split along k so far (for tests: the split must not be silently skipped). */
+size_t nr__gemm_ksplits(void);
 
 /* ---- checksums (crc32.c) ---- */
 

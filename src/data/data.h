@@ -19,12 +19,20 @@ struct nr_dataset {
     nr__encoding *encoding;  /* a table read with text columns or a missing-value rule, else NULL */
 };
 
+/* How a training loop wants a batch gathered (all optional). */
+typedef struct nr__gather_hints {
+    bool by_features;      /* threads take runs of features of every sample rather than samples (no shift):
+                            * the columns a dense first layer's threads read in training (nr__split) */
+    const uint32_t *next;  /* the next batch's samples: each thread prefetches its part of them */
+    size_t n_next;
+} nr__gather_hints;
+
 /* Builds one batch: the samples idx[0..n) scaled by `scaling` (NULL or kind 0: raw values) into x
  * (n * features floats, row after row) and their labels into `labels` (may be NULL). With shift > 0 and an
  * image set, each image is moved by a random offset in [-shift, shift] in each direction drawn from `rng`
- * (pixels moved in from outside are 0). Allocates nothing. */
+ * (pixels moved in from outside are 0). `hints` may be NULL. Allocates nothing. */
 void nr__data_gather(const nr_dataset *d, const uint32_t *idx, size_t n, const nr__scaling *scaling, float *x,
-                     int32_t *labels, nr_rng *rng, int shift);
+                     int32_t *labels, nr_rng *rng, int shift, const nr__gather_hints *hints);
 
 /* Moves `rng` past the shifts nr__data_gather would draw for `count` samples, so that a batch gathered in
  * parts shifts each sample as the whole batch would. */

@@ -32,9 +32,9 @@ nr_status nr__data_new(size_t n, const size_t shape[3], bool bytes, nr_dataset *
     memcpy(d->shape, shape, sizeof d->shape);
     d->labels = malloc(n * sizeof *d->labels);
     if (bytes)
-        d->u8 = malloc(total);
+        d->u8 = nr__alloc_bulk(total);
     else
-        d->f32 = malloc(total * sizeof(float));
+        d->f32 = nr__alloc_bulk(total * sizeof(float));
     if (!d->labels || (!d->u8 && !d->f32)) {
         nr_data_free(d);
         return nr__fail(NR_ENOMEM, "out of memory for %zu samples of %zu values", n, features);
@@ -482,6 +482,9 @@ void nr__scale_rows(const nr__scaling *s, const float *raw, float *out, size_t n
 
 /* At least this many values per thread, so that small batches do not pay to wake the pool. */
 #define GATHER_GRAIN_VALUES 65536
+/* The same for runs of features: each thread then holds the columns that a dense first layer's k split
+ * reads (nr__split), so it pays at smaller batches (batch 64 of 784 pixels: 25 K values each). */
+#define FEATURE_RUN_VALUES 16384
 
 typedef struct gather_job {
     const nr_dataset *d;
@@ -492,19 +495,27 @@ typedef struct gather_job {
     const float *shift, *scale;  /* per feature, or NULL for scaling as a whole */
     float shift1, scale1;        /* scaling as a whole (0 and 1 for raw values: the same bits) */
     float fill;                  /* what a pixel moved in from outside becomes (a raw 0, scaled) */
+    size_t n;                    /* samples (for runs of features) */
+    const uint32_t *next;        /* the next batch's samples, to prefetch (NULL: none) */
+    size_t n_next;
 } gather_job;
 
 /* Converts `count` bytes that land at features [first, first + count) of a sample. */
-static void convert_bytes(const gather_job *g, const uint8_t *src, float *dst, size_t first, size_t count)
+static void convert_bytes(const gather_job *g, const uint8_t *restrict src, float *restrict dst, size_t first,
+                          size_t count)
 {
     if (g->scale) {
+        const float *restrict shift = g->shift + first, *restrict scale = g->scale + first;
         for (size_t k = 0; k < count; k++)
-            dst[k] = ((float)src[k] - g->shift[first + k]) * g->scale[first + k];
+            dst[k] = ((float)src[k] - shift[k]) * scale[k];
     } else {
         /* Arithmetic rather than a 256-entry table: the same bits (the formula of nr__scale_rows), and it
-         * vectorises, where the table's gathers made this a tenth of a 1-thread epoch's non-GEMM time. */
+         * vectorises, where the table's gathers made this a tenth of a 1-thread epoch's non-GEMM time. The
+         * constants are read once: with them read through g, a store to dst might change them as far as the
+         * compiler knows, and the loop stayed scalar (40 us of a 64-image batch). */
+        const float shift = g->shift1, scale = g->scale1;
         for (size_t k = 0; k < count; k++)
-            dst[k] = ((float)src[k] - g->shift1) * g->scale1;
+            dst[k] = ((float)src[k] - shift) * scale;
     }
 }
 
@@ -543,44 +554,97 @@ static void gather_shifted(const gather_job *g, const uint8_t *src, float *dst, 
     }
 }
 
-NR_SIMD_CLONES static void gather_range(void *ctx, size_t begin, size_t end)
+/* Features [f0, f1) of sample i of the batch, unshifted. */
+NR_SIMD_CLONES static void gather_features(const gather_job *g, size_t i, size_t f0, size_t f1)
 {
-    const gather_job *g = ctx;
     const nr_dataset *d = g->d;
-    const size_t f = d->features;
-    /* Samples are picked at random from a set larger than the caches: ask for the next one's bytes while
-     * this one converts, or every line of it is a full wait on memory (2-3% of an MLP epoch). */
-    const char *base = d->u8 ? (const char *)d->u8 : (const char *)d->f32;
-    const size_t bytes = d->u8 ? f : f * sizeof(float);
-    for (size_t i = begin; i < end; i++) {
-        float *dst = g->x + i * f;
-        size_t s = g->idx[i];
-        if (i + 1 < end)
-            for (size_t k = 0; k < bytes; k += 64)
-                __builtin_prefetch(base + (size_t)g->idx[i + 1] * bytes + k);
-        if (d->f32) {
-            const float *src = d->f32 + s * f;
-            if (g->scale) {
-                for (size_t j = 0; j < f; j++)
-                    dst[j] = (src[j] - g->shift[j]) * g->scale[j];
-            } else if (g->scaled) {
-                for (size_t j = 0; j < f; j++)
-                    dst[j] = (src[j] - g->shift1) * g->scale1;
-            } else {
-                memcpy(dst, src, f * sizeof(float));
-            }
-        } else if (g->offsets && (g->offsets[2 * i] || g->offsets[2 * i + 1])) {
-            gather_shifted(g, d->u8 + s * f, dst, g->offsets[2 * i], g->offsets[2 * i + 1]);
-        } else {
-            convert_bytes(g, d->u8 + s * f, dst, 0, f);
-        }
+    const size_t f = d->features, s = g->idx[i];
+    float *dst = g->x + i * f;
+    if (d->u8) {
+        convert_bytes(g, d->u8 + s * f + f0, dst + f0, f0, f1 - f0);
+        return;
+    }
+    const float *src = d->f32 + s * f;
+    if (g->scale) {
+        for (size_t j = f0; j < f1; j++)
+            dst[j] = (src[j] - g->shift[j]) * g->scale[j];
+    } else if (g->scaled) {
+        for (size_t j = f0; j < f1; j++)
+            dst[j] = (src[j] - g->shift1) * g->scale1;
+    } else {
+        memcpy(dst + f0, src + f0, (f1 - f0) * sizeof(float));
     }
 }
 
-void nr__data_gather(const nr_dataset *d, const uint32_t *idx, size_t n, const nr__scaling *scaling, float *x,
-                     int32_t *labels, nr_rng *rng, int shift)
+/* Samples are picked at random from a set larger than the caches: ask for the bytes [f0, f1) of the
+ * samples PREFETCH_AHEAD on while this one converts, or every line of it is a full wait on memory. */
+enum { PREFETCH_AHEAD = 2 };
+static void prefetch_sample(const nr_dataset *d, uint32_t sample, size_t f0, size_t f1)
 {
-    gather_job g = {.d = d, .idx = idx, .x = x, .scaled = scaling && scaling->kind != 0, .scale1 = 1.0f};
+    const size_t size = d->u8 ? 1 : sizeof(float);
+    const char *base = d->u8 ? (const char *)d->u8 : (const char *)d->f32;
+    const char *first = base + ((size_t)sample * d->features + f0) * size;
+    for (size_t k = 0; k < (f1 - f0) * size; k += 64)
+        __builtin_prefetch(first + k);
+}
+
+static void prefetch_features(const gather_job *g, size_t i, size_t f0, size_t f1)
+{
+    prefetch_sample(g->d, g->idx[i], f0, f1);
+}
+
+/* Once a thread's part of this batch is done, it asks for its part of the next one: those bytes then
+ * arrive while the network computes, and the next gather finds them in the cache of the core that
+ * converts them. */
+static void prefetch_next(const gather_job *g, size_t begin, size_t end, size_t f0, size_t f1)
+{
+    for (size_t i = begin; i < end && i < g->n_next; i++)
+        prefetch_sample(g->d, g->next[i], f0, f1);
+}
+
+static void gather_range(void *ctx, size_t begin, size_t end)
+{
+    const gather_job *g = ctx;
+    const size_t f = g->d->features;
+    for (size_t i = begin; i < begin + PREFETCH_AHEAD && i < end; i++)
+        prefetch_features(g, i, 0, f);
+    for (size_t i = begin; i < end; i++) {
+        if (i + PREFETCH_AHEAD < end)
+            prefetch_features(g, i + PREFETCH_AHEAD, 0, f);
+        if (g->offsets && (g->offsets[2 * i] || g->offsets[2 * i + 1]))
+            gather_shifted(g, g->d->u8 + (size_t)g->idx[i] * f, g->x + i * f, g->offsets[2 * i], g->offsets[2 * i + 1]);
+        else
+            gather_features(g, i, 0, f);
+    }
+    if (g->next)
+        prefetch_next(g, begin, end, 0, f);
+}
+
+/* Threads take runs of features of every sample (units of 16, a cache line of floats) instead of samples. */
+static void gather_feature_range(void *ctx, size_t u0, size_t u1)
+{
+    const gather_job *g = ctx;
+    const size_t f = g->d->features, f0 = u0 * 16, f1 = u1 * 16 < f ? u1 * 16 : f;
+    for (size_t i = 0; i < PREFETCH_AHEAD && i < g->n; i++)
+        prefetch_features(g, i, f0, f1);
+    for (size_t i = 0; i < g->n; i++) {
+        if (i + PREFETCH_AHEAD < g->n)
+            prefetch_features(g, i + PREFETCH_AHEAD, f0, f1);
+        gather_features(g, i, f0, f1);
+    }
+    if (g->next)
+        prefetch_next(g, 0, g->n_next, f0, f1);
+}
+
+void nr__data_gather(const nr_dataset *d, const uint32_t *idx, size_t n, const nr__scaling *scaling, float *x,
+                     int32_t *labels, nr_rng *rng, int shift, const nr__gather_hints *hints)
+{
+    gather_job g = {.d = d, .idx = idx, .x = x, .scaled = scaling && scaling->kind != 0, .scale1 = 1.0f, .n = n};
+    bool by_features = hints && hints->by_features;
+    if (hints) {
+        g.next = hints->next;
+        g.n_next = hints->n_next;
+    }
     if (g.scaled && scaling->count != 1) {
         g.shift = scaling->shift;
         g.scale = scaling->scale;
@@ -595,6 +659,14 @@ void nr__data_gather(const nr_dataset *d, const uint32_t *idx, size_t n, const n
         for (size_t i = 0; i < n; i++)
             labels[i] = d->labels[idx[i]];
     size_t grain = GATHER_GRAIN_VALUES / d->features + 1;
+    if (by_features && (!d->u8 || shift <= 0 || !rng)) {
+        /* Equal runs, one per thread, each of at least FEATURE_RUN_VALUES. */
+        size_t units = (d->features + 15) / 16, threads = (size_t)nr_threads();
+        size_t parts = n * d->features / FEATURE_RUN_VALUES;
+        parts = parts < 1 ? 1 : parts > threads ? threads : parts > units ? units : parts;
+        nr__parallel_for(units, (units + parts - 1) / parts, gather_feature_range, &g);
+        return;
+    }
     if (!d->u8 || shift <= 0 || !rng) {
         nr__parallel_for(n, grain, gather_range, &g);
         return;

@@ -12,10 +12,10 @@
 #include <stdlib.h>
 
 #ifdef NR_HAVE_CBLAS
-#include <cblas.h>
+#include <dlfcn.h>
 #endif
 
-typedef void (*gemm_fn)(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a,
+typedef void (*gemm_fn)(nr__split split, nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a,
                         size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc);
 
 /* ---- the portable kernel ----
@@ -71,9 +71,10 @@ static void portable_rows(void *ctx, size_t i0, size_t i1)
     }
 }
 
-static void gemm_portable(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a,
-                          size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc)
+static void gemm_portable(nr__split split, nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha,
+                          const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc)
 {
+    (void)split;
     portable_job j = {ta, tb, n, k, lda, ldb, ldc, alpha, beta, a, b, c};
     size_t work_per_row = n * (k ? k : 1);
     size_t grain = work_per_row >= 65536 ? 1 : 65536 / work_per_row;
@@ -81,11 +82,38 @@ static void gemm_portable(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k
 }
 
 #ifdef NR_HAVE_CBLAS
-static void gemm_blas(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a,
-                      size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc)
+/* OpenBLAS, loaded when the "blas" backend is first asked for, never before. Linked in, it starts its own
+ * threads as the program loads, and they spin for their first ~0.1 s on the cores our pool works on (the
+ * lecture at two threads: 0.49-0.54 s with them, 0.48 s without); on x86-64 with AVX2 the backend is
+ * never chosen by default, so every run paid for threads it did not use. */
+typedef void (*cblas_sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a,
+                               int lda, const float *b, int ldb, float beta, float *c, int ldc);
+enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };  /* the CBLAS standard's values */
+static cblas_sgemm_fn blas_sgemm;
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_load(void)
 {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n,
-                (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+    const char *names[] = {"libopenblas.so.0", "libopenblas.so"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0] && !blas_sgemm; i++) {
+        void *lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+        if (lib)  /* kept open for the life of the process */
+            *(void **)&blas_sgemm = dlsym(lib, "cblas_sgemm");
+    }
+}
+
+static int has_blas(void)
+{
+    pthread_once(&blas_once, blas_load);
+    return blas_sgemm != NULL;
+}
+
+static void gemm_blas(nr__split split, nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha,
+                      const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc)
+{
+    (void)split;
+    blas_sgemm(CBLAS_ROW_MAJOR, ta ? CBLAS_TRANS : CBLAS_NO_TRANS, tb ? CBLAS_TRANS : CBLAS_NO_TRANS, (int)m,
+               (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 #endif
 
@@ -105,8 +133,9 @@ static void gemm_blas(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, fl
  * must be packed (transposed in 16 x 16 or 8 x 8 register blocks). Small products, which matter most here,
  * thus pay nothing for packing; see simd_block for when packing does pay.
  *
- * Threads split C into row blocks (or column blocks when C has few rows); k is never split and kc depends on
- * k alone, so every element is summed in the same order at any thread count.
+ * Threads split C into row blocks (or column blocks when C has few rows), or, when the caller asks for it,
+ * split k along its blocks (see "k split" below); kc depends on k alone and each k block joins C by one
+ * fixed formula, so every element is summed in the same order at any thread count and any split.
  *
  * x86-64 only, like the kernels. */
 
@@ -128,6 +157,7 @@ typedef struct simd_kernels {
      * trans_vectors wide: for C narrower than a vector. */
     panel_fn panel_t;
     size_t trans_vectors;
+    void (*add)(size_t n, float alpha, const float *s, float *c);  /* c = alpha s + c */
 } simd_kernels;
 
 enum {
@@ -424,7 +454,83 @@ static void scale_c(size_t m, size_t n, float beta, float *c, size_t ldc)
     }
 }
 
-static void gemm_simd(const simd_kernels *kern, nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k,
+/* ---- k split ----
+ * Thread t multiplies op(A) by its own k blocks (rows of op(B)); chunk 0's blocks go straight into C, each
+ * later block into a partial product of its own, and the partials are then added to C in k order. A k
+ * block joins C as C = alpha acc + C in the kernels too, so the bits are those of one thread. Used for a
+ * dense layer's forward pass in training: the thread that updates a slice of W's rows in the optimizer
+ * step is the one that reads them in the next forward pass. */
+typedef struct ksplit_job {
+    const simd_job *j;
+    size_t blocks;      /* k blocks */
+    size_t first;       /* blocks [0, first) went into C directly (set by chunk 0) */
+    size_t partial0;    /* the first block with a partial product */
+    float *partials;    /* (blocks - partial0) products of C's stored shape */
+    size_t rows, cols;  /* C as stored: transposed when j->trans_c */
+} ksplit_job;
+
+/* The job restricted to k blocks [b0, b1). */
+static simd_job k_blocks(const simd_job *j, size_t b0, size_t b1)
+{
+    simd_job s = *j;
+    size_t p0 = b0 * j->kc, p1 = b1 * j->kc < j->k ? b1 * j->kc : j->k;
+    s.a = j->ta == NR_NO_TRANS ? j->a + p0 : j->a + p0 * j->lda;
+    s.b = j->tb == NR_NO_TRANS ? j->b + p0 * j->ldb : j->b + p0;
+    s.k = p1 - p0;
+    return s;
+}
+
+static void ksplit_range(void *ctx, size_t begin, size_t end)
+{
+    ksplit_job *kj = ctx;
+    if (begin == 0) {
+        simd_job s = k_blocks(kj->j, 0, end);
+        simd_block(&s, 0, s.m, 0, s.n);
+        kj->first = end;
+        return;
+    }
+    for (size_t blk = begin; blk < end; blk++) {
+        simd_job s = k_blocks(kj->j, blk, blk + 1);
+        s.alpha = 1.0f;
+        s.beta = 0.0f;
+        s.c = kj->partials + (blk - kj->partial0) * kj->rows * kj->cols;
+        s.ldc = kj->cols;
+        simd_block(&s, 0, s.m, 0, s.n);
+    }
+}
+
+static void ksplit_add_range(void *ctx, size_t r0, size_t r1)
+{
+    const ksplit_job *kj = ctx;
+    const simd_job *j = kj->j;
+    for (size_t r = r0; r < r1; r++)
+        for (size_t blk = kj->first; blk < kj->blocks; blk++)
+            j->kern->add(kj->cols, j->alpha, kj->partials + ((blk - kj->partial0) * kj->rows + r) * kj->cols,
+                         j->c + r * j->ldc);
+}
+
+static atomic_size_t ksplit_count;
+size_t nr__gemm_ksplits(void) { return atomic_load_explicit(&ksplit_count, memory_order_relaxed); }
+
+/* Runs the job split along k in `parts` equal runs of blocks; false (nothing done) without scratch. */
+static bool gemm_ksplit(const simd_job *j, size_t blocks, size_t parts)
+{
+    atomic_fetch_add_explicit(&ksplit_count, 1, memory_order_relaxed);
+    ksplit_job kj = {j, blocks, blocks, blocks / parts, NULL, j->trans_c ? j->n : j->m, j->trans_c ? j->m : j->n};
+    int slot;
+    kj.partials = scratch_get((blocks - kj.partial0) * kj.rows * kj.cols, &slot);
+    if (!kj.partials)
+        return false;
+    nr__parallel_for(blocks, kj.partial0, ksplit_range, &kj);
+    /* Each thread adds the partials of its own rows of C (the adds are a small fraction of the product). */
+    size_t adds = (blocks - kj.first) * kj.rows * kj.cols;
+    if (adds > 0)
+        nr__parallel_for(kj.rows, adds >= 16384 ? (kj.rows + parts - 1) / parts : kj.rows, ksplit_add_range, &kj);
+    scratch_put(kj.partials, slot);
+    return true;
+}
+
+static void gemm_simd(const simd_kernels *kern, nr__split split, nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k,
                       float alpha, const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
                       size_t ldc)
 {
@@ -458,6 +564,12 @@ static void gemm_simd(const simd_kernels *kern, nr_trans ta, nr_trans tb, size_t
     size_t p = (size_t)nr_threads(), vec = (n + kern->lanes - 1) / kern->lanes;
     bool cols_read_less = p >= 2 && vec % p == 0 && 4 * (m * k + k * n / p) <= 3 * (m / p * k + k * n);
     j.split_cols = (few_rows && n >= 2 * kern->lanes) || cols_read_less;
+    /* The caller's split, when the shape allows it (the job's m and n are C's swapped when trans_c). */
+    if (split == NR__SPLIT_M || split == NR__SPLIT_N) {
+        bool cols = (split == NR__SPLIT_N) != j.trans_c;
+        if (!cols || n >= 2 * kern->lanes)
+            j.split_cols = cols;
+    }
     j.vectors = choose_vectors(kern, n, m);
     if (j.trans_c && j.vectors > kern->trans_vectors)
         j.vectors = kern->trans_vectors;
@@ -478,24 +590,33 @@ static void gemm_simd(const simd_kernels *kern, nr_trans ta, nr_trans tb, size_t
     } else {
         parts = 1;
     }
+    /* k blocks in equal runs, one per thread, when asked for and when there are as many runs as threads. */
+    if (split == NR__SPLIT_K && parts >= 2 && kblocks % parts == 0 && gemm_ksplit(&j, kblocks, parts))
+        return;
     nr__parallel_for(units, (units + parts - 1) / parts, simd_range, &j);
 }
 
-static const simd_kernels avx512_kernels = {16, 7, nr__gemm_avx512_rows, nr__gemm_avx512_transpose,
-                                           nr__gemm_avx512_panel, nr__gemm_avx512_panel_t, 2};
-static const simd_kernels avx2_kernels = {8, 3, nr__gemm_avx2_rows, nr__gemm_avx2_transpose, nr__gemm_avx2_panel,
-                                         NULL, 0};
+static const simd_kernels avx512_kernels = {16,
+                                           7,
+                                           nr__gemm_avx512_rows,
+                                           nr__gemm_avx512_transpose,
+                                           nr__gemm_avx512_panel,
+                                           nr__gemm_avx512_panel_t,
+                                           2,
+                                           nr__gemm_avx512_add};
+static const simd_kernels avx2_kernels = {
+    8, 3, nr__gemm_avx2_rows, nr__gemm_avx2_transpose, nr__gemm_avx2_panel, NULL, 0, nr__gemm_avx2_add};
 
-static void gemm_avx512(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a,
-                        size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc)
+static void gemm_avx512(nr__split split, nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha,
+                        const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc)
 {
-    gemm_simd(&avx512_kernels, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm_simd(&avx512_kernels, split, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-static void gemm_avx2(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a,
-                      size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc)
+static void gemm_avx2(nr__split split, nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha,
+                      const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc)
 {
-    gemm_simd(&avx2_kernels, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm_simd(&avx2_kernels, split, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 static int has_avx512(void)
@@ -525,7 +646,7 @@ static const backend backends[] = {
     {"avx2", gemm_avx2, has_avx2},
 #endif
 #ifdef NR_HAVE_CBLAS
-    {"blas", gemm_blas, always},
+    {"blas", gemm_blas, has_blas},
 #endif
     {"portable", gemm_portable, always},
 };
@@ -582,12 +703,18 @@ nr_status nr_set_gemm_backend(const char *name)
     return nr__fail(NR_EINVAL, "unknown or unavailable matrix kernel '%s'", name);
 }
 
-void nr__gemm(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
-              const float *b, size_t ldb, float beta, float *c, size_t ldc)
+void nr__gemm_split(nr__split split, nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha,
+                    const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc)
 {
     if (m == 0 || n == 0)
         return;
-    active()->fn(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    active()->fn(split, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void nr__gemm(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+              const float *b, size_t ldb, float beta, float *c, size_t ldc)
+{
+    nr__gemm_split(NR__SPLIT_AUTO, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 nr_status nr_sgemm(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a,

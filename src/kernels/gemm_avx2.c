@@ -187,4 +187,15 @@ void nr__gemm_avx2_transpose(const float *src, size_t ld, size_t rows, size_t le
     }
 }
 
+/* c[i] = alpha s[i] + c[i], one FMA per element (see nr__gemm_avx512_add). */
+void nr__gemm_avx2_add(size_t n, float alpha, const float *s, float *c)
+{
+    const __m256 va = _mm256_set1_ps(alpha);
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        _mm256_storeu_ps(c + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(s + i), _mm256_loadu_ps(c + i)));
+    for (; i < n; i++)
+        _mm_store_ss(c + i, _mm_fmadd_ss(_mm_set_ss(alpha), _mm_load_ss(s + i), _mm_load_ss(c + i)));
+}
+
 #endif

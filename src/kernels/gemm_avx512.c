@@ -284,4 +284,19 @@ void nr__gemm_avx512_transpose(const float *src, size_t ld, size_t rows, size_t 
     }
 }
 
+/* c[i] = alpha s[i] + c[i], one FMA per element: how a k block's partial product joins C when threads split
+ * k (gemm.c), the same formula as mode 1 of the tiles. */
+void nr__gemm_avx512_add(size_t n, float alpha, const float *s, float *c)
+{
+    const __m512 va = _mm512_set1_ps(alpha);
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        _mm512_storeu_ps(c + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(s + i), _mm512_loadu_ps(c + i)));
+    if (i < n) {
+        __mmask16 mask = (__mmask16)(0xffffu >> (LANES - (n - i)));
+        __m512 out = _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(mask, s + i), _mm512_maskz_loadu_ps(mask, c + i));
+        _mm512_mask_storeu_ps(c + i, mask, out);
+    }
+}
+
 #endif

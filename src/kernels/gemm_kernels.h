@@ -4,7 +4,7 @@
  * rows(v): the tile height for v vectors per row. transpose: packs `rows` x `len` of a transposed operand.
  * panel: up to MR rows of op(A) (strides a_rs per row, a_ks per k) times a stretch of op(B) (b_ks per k,
  * b_next between column panels) over one k block of kc, into C; panel_t: the same stored transposed, for C
- * narrower than a vector. */
+ * narrower than a vector. add: c = alpha s + c, one FMA per element (a k block's partial product joining C). */
 #ifndef NR_GEMM_KERNELS_H
 #define NR_GEMM_KERNELS_H
 
@@ -18,11 +18,13 @@ void nr__gemm_avx512_panel(size_t rows, size_t kc, const float *a, size_t a_rs, 
 void nr__gemm_avx512_panel_t(size_t rows, size_t kc, const float *a, size_t a_rs, size_t a_ks, const float *b,
                              size_t b_ks, size_t b_next, size_t cols, size_t vectors, float *c, size_t ldc,
                              float alpha, float beta, int mode);
+void nr__gemm_avx512_add(size_t n, float alpha, const float *s, float *c);
 
 int nr__gemm_avx2_rows(size_t vectors);
 void nr__gemm_avx2_transpose(const float *src, size_t ld, size_t rows, size_t len, float *dst, size_t dst_ld);
 void nr__gemm_avx2_panel(size_t rows, size_t kc, const float *a, size_t a_rs, size_t a_ks, const float *b,
                          size_t b_ks, size_t b_next, size_t cols, size_t vectors, float *c, size_t ldc,
                          float alpha, float beta, int mode);
+void nr__gemm_avx2_add(size_t n, float alpha, const float *s, float *c);
 
 #endif

@@ -28,18 +28,23 @@ static nr_status dense_setup(nr_layer *l)
     return NR_OK;
 }
 
+/* Threads divide each product so that thread t always touches the same rows of W (and of its gradient and
+ * optimizer state, which the step splits by rows alike): in training W then stays in the cache of the core
+ * that updates it, and only activations cross between cores. Inference reads W only and lets the product
+ * choose. */
 static void dense_forward(nr_layer *l, const nr_pass *p, const float *x, float *y, size_t n)
 {
     const size_t in = l->in_size, out = l->out_size;
     const float *w = p->params + l->tensor_offset[0];
+    const nr__split split = p->training ? NR__SPLIT_K : NR__SPLIT_AUTO;
     if (l->ints[1]) {
         /* Start every row at the bias, then accumulate x W onto it. */
         const float *b = p->params + l->tensor_offset[1];
         for (size_t i = 0; i < n; i++)
             memcpy(y + i * out, b, out * sizeof(float));
-        nr__gemm(NR_NO_TRANS, NR_NO_TRANS, n, out, in, 1.0f, x, in, w, out, 1.0f, y, out);
+        nr__gemm_split(split, NR_NO_TRANS, NR_NO_TRANS, n, out, in, 1.0f, x, in, w, out, 1.0f, y, out);
     } else {
-        nr__gemm(NR_NO_TRANS, NR_NO_TRANS, n, out, in, 1.0f, x, in, w, out, 0.0f, y, out);
+        nr__gemm_split(split, NR_NO_TRANS, NR_NO_TRANS, n, out, in, 1.0f, x, in, w, out, 0.0f, y, out);
     }
 }
 
@@ -51,7 +56,8 @@ static void dense_backward(nr_layer *l, const nr_pass *p, const float *x, const 
     const float *w = p->params + l->tensor_offset[0];
     float *dw = p->grads + l->tensor_offset[0];
     /* dW (in x out) += x^T (in x n) . dy (n x out) */
-    nr__gemm(NR_TRANS, NR_NO_TRANS, in, out, n, 1.0f, x, in, dy, out, p->overwrite ? 0.0f : 1.0f, dw, out);
+    nr__gemm_split(NR__SPLIT_M, NR_TRANS, NR_NO_TRANS, in, out, n, 1.0f, x, in, dy, out, p->overwrite ? 0.0f : 1.0f,
+                   dw, out);
     if (l->ints[1]) {
         /* db += the column sums of dy, row by row in a fixed order. */
         float *db = p->grads + l->tensor_offset[1];
@@ -63,7 +69,7 @@ static void dense_backward(nr_layer *l, const nr_pass *p, const float *x, const 
     }
     /* dx (n x in) = dy (n x out) . W^T (out x in) */
     if (dx)
-        nr__gemm(NR_NO_TRANS, NR_TRANS, n, in, out, 1.0f, dy, out, w, out, 0.0f, dx, in);
+        nr__gemm_split(NR__SPLIT_N, NR_NO_TRANS, NR_TRANS, n, in, out, 1.0f, dy, out, w, out, 0.0f, dx, in);
 }
 
 static void dense_init(nr_layer *l, float *params, nr_init init, nr_act next, nr_rng *rng)

@@ -157,7 +157,7 @@ static nr_status calib_pass(calib *c, bool histogram)
     nr_net *f = c->f;
     for (size_t i = 0; i < c->samples; i += c->batch) {
         size_t m = c->samples - i < c->batch ? c->samples - i : c->batch;
-        nr__data_gather(c->d, c->idx + i, m, &f->scaling, c->x, NULL, NULL, 0);
+        nr__data_gather(c->d, c->idx + i, m, &f->scaling, c->x, NULL, NULL, 0, NULL);
         nr_status st = nr_net_forward(f, c->x, m, 0, NULL);
         if (st)
             return st;

@@ -107,7 +107,7 @@ static nr_status evaluate_range(nr_net *net, const nr__task *task, const nr_data
         b->order[i] = (uint32_t)i;
     for (size_t i = lo; i < hi; i += b->cap) {
         size_t m = hi - i < b->cap ? hi - i : b->cap;
-        nr__data_gather(d, b->order + i, m, &net->scaling, b->x, b->labels, NULL, 0);
+        nr__data_gather(d, b->order + i, m, &net->scaling, b->x, b->labels, NULL, 0, NULL);
         const float *y;
         double loss;
         nr__batch_view view = {net, d, b->order + i, m, out};

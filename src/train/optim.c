@@ -1,6 +1,9 @@
 /* optim.c - optimizers. Their state (momentum, Adam's moments) has the layout of the parameter buffer, so
- * every update is a plain loop over flat arrays, split across threads element by element (deterministic at
- * any thread count). Conventions follow PyTorch's SGD, Adam and AdamW. */
+ * every update is a plain loop over flat arrays, element by element (deterministic at any thread count).
+ * Threads split each tensor by rows into as many equal runs as the matrix products split it (a dense
+ * layer's weight gradient by rows of W, its forward pass by the same rows: nr__split), so a thread updates
+ * the rows its core just computed the gradient of and will read next. Conventions follow PyTorch's SGD,
+ * Adam and AdamW. */
 #include "core/net.h"
 
 #include <math.h>
@@ -15,6 +18,7 @@ enum { GRAIN = 16384, NORM_BLOCK = 4096, STEP_BLOCK = 1024 };
 
 typedef struct opt_span {
     size_t offset, size;
+    size_t rows;  /* the tensor's first dimension: threads take whole rows */
     bool decay;
 } opt_span;
 
@@ -87,7 +91,8 @@ nr_optimizer *nr_opt_new(const nr_net *net, const nr_opt_config *config)
         const nr__net_tensor *t = &net->tensors[i];
         if (t->flags & NR__TENSOR_STATE)
             continue;
-        o->spans[o->n_spans++] = (opt_span){t->offset, t->size, (t->flags & NR_TENSOR_DECAY) != 0};
+        size_t rows = t->ndim > 0 && t->shape[0] > 0 && t->size % t->shape[0] == 0 ? t->shape[0] : t->size;
+        o->spans[o->n_spans++] = (opt_span){t->offset, t->size, rows, (t->flags & NR_TENSOR_DECAY) != 0};
     }
     return o;
 }
@@ -118,6 +123,7 @@ const nr_opt_config *nr_opt_get_config(const nr_optimizer *o) { return o ? &o->c
 
 typedef struct step_job {
     const nr_optimizer *o;
+    size_t row;            /* floats per row of the current tensor */
     atomic_int nonfinite;  /* set when a gradient value is NaN or infinite */
     float *w;
     const float *g;
@@ -212,8 +218,9 @@ static unsigned flush_denormals(void) { return 0; }
 static void restore_fp_mode(unsigned mode) { (void)mode; }
 #endif
 
-static void step_range(void *ctx, size_t b, size_t e)
+static void step_range(void *ctx, size_t row0, size_t row1)
 {
+    const size_t row = ((step_job *)ctx)->row, b = row0 * row, e = row1 * row;
     unsigned mode = flush_denormals();
     for (size_t i = b; i < e; i += STEP_BLOCK)
         step_block(ctx, i, e - i < STEP_BLOCK ? e : i + STEP_BLOCK);
@@ -290,7 +297,11 @@ nr_status nr__opt_update(nr_optimizer *o, nr_net *net, float lr, float gscale)
         j.s0 = o->state[0] ? o->state[0] + sp->offset : NULL;
         j.s1 = o->state[1] ? o->state[1] + sp->offset : NULL;
         j.decay = sp->decay ? o->cfg.weight_decay : 0.0f;
-        nr__parallel_for(sp->size, GRAIN, step_range, &j);
+        j.row = sp->size / sp->rows;
+        /* Equal runs of rows, as many as threads when each gets GRAIN floats or more. */
+        size_t parts = sp->size / GRAIN, threads = (size_t)nr_threads();
+        parts = parts < 1 ? 1 : parts > threads ? threads : parts;
+        nr__parallel_for(sp->rows, (sp->rows + parts - 1) / parts, step_range, &j);
     }
     if (atomic_load(&j.nonfinite))
         return nr__fail(NR_ENUMERIC, "the gradient holds a NaN or an infinity");
