@@ -53,9 +53,6 @@ float *nr__floats(size_t count);
 /* Zeroed, 64-byte aligned memory for count * size bytes; NULL with the message set on failure. */
 void *nr__alloc(size_t count, size_t size);
 void nr__free(void *ptr);
-/* Uninitialised memory for a large block read in random order (a data set): on huge pages where the system
- * gives them. Freed with free(); NULL when out of memory. */
-void *nr__alloc_bulk(size_t bytes);
 
 /* ---- threads (pool.c) ---- */
 

@@ -32,9 +32,9 @@ nr_status nr__data_new(size_t n, const size_t shape[3], bool bytes, nr_dataset *
     memcpy(d->shape, shape, sizeof d->shape);
     d->labels = malloc(n * sizeof *d->labels);
     if (bytes)
-        d->u8 = nr__alloc_bulk(total);
+        d->u8 = malloc(total);
     else
-        d->f32 = nr__alloc_bulk(total * sizeof(float));
+        d->f32 = malloc(total * sizeof(float));
     if (!d->labels || (!d->u8 && !d->f32)) {
         nr_data_free(d);
         return nr__fail(NR_ENOMEM, "out of memory for %zu samples of %zu values", n, features);
