@@ -88,6 +88,14 @@ static void backend(const char *name)
     CHECK(e <= 1.0, "%s: 300x257x1100 error %.3g x tolerance", name, e);
     e = run_case(&r, NR_TRANS, NR_NO_TRANS, 1000, 100, 64, 1.0f, 1.0f, 0);
     CHECK(e <= 1.0, "%s: the lecture's x^T g_h shape, error %.3g x tolerance", name, e);
+    /* One row, as wide as a layer at batch 1 (the one-row tiles, 8 to 16 vectors, full and masked). */
+    const size_t widths[] = {256, 250, 200, 136, 512};
+    for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++)
+        for (int tb = 0; tb < 2; tb++) {
+            e = run_case(&r, NR_NO_TRANS, (nr_trans)tb, 1, widths[w], 784, w % 2 ? -0.5f : 1.0f, w % 3 ? 0.0f : 0.7f,
+                         w % 2);
+            CHECK(e <= 1.0, "%s: 1 x %zu x 784 (trans_b %d), error %.3g x tolerance", name, widths[w], tb, e);
+        }
 }
 
 /* One product under a split at two threads against the same product at one thread: the same bits. */
