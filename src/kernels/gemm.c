@@ -166,6 +166,7 @@ enum {
     MIN_TASK_MACS = 128 * 1024,  /* a thread's least share (~2 us): below it a second thread saves too little */
     SKINNY_ROWS = 4,             /* C this short streams B once for (almost) nothing: memory-bound */
     SKINNY_DIVISOR = 8,          /* ... so the least share is 16 K MACs, 64 KiB of B (~2 us from L2) */
+    KSPLIT_MIN_K = 128,          /* from here on k comes in two blocks or more (see gemm_simd) */
 };
 
 /* ---- scratch for packing ----
@@ -550,8 +551,12 @@ static void gemm_simd(const simd_kernels *kern, nr__split split, nr_trans ta, nr
         ta = j.ta;
         tb = j.tb;
     }
-    /* Equal k blocks of at most KC_MAX: a function of k alone. */
+    /* Equal k blocks of at most KC_MAX, and at least two from KSPLIT_MIN_K on, so that two threads can split
+     * k (a dense layer of 128 to 512 inputs otherwise had its weights read by both cores: with 500 inputs,
+     * two threads were slower than one). A function of k alone. */
     size_t kblocks = (k + KC_MAX - 1) / KC_MAX;
+    if (kblocks < 2 && k >= KSPLIT_MIN_K)
+        kblocks = 2;
     j.kc = (k + kblocks - 1) / kblocks;
     /* Threads take row blocks, unless C is too short for every thread to get a full row panel, or op(B) is
      * transposed and C short: each thread would then transpose all of B for a few rows, where with
