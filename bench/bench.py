@@ -223,6 +223,12 @@ def rival_rows(rows, name, settings, make_cmd, make_rows, skip=()):
             log_row(row, ips=10000 if res["mode"] == "infer" else None)
 
 
+def weight_bytes(model):
+    """Bytes of float32 weights and biases of one of the MLPs."""
+    sizes = MLP_SIZES[model]
+    return 4 * sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+
+
 def lecture_rows():
     rows = []
     for label, t in NEURITE_SETTINGS:
@@ -540,7 +546,8 @@ def main():
         log("bench: " + peak_note)
 
     # The machine's read bandwidth: the bound on batch-1 inference (every weight read once per image).
-    bw_run = run([BW_PROBE, "0.2"])
+    # ... also at the size of each MLP's weights: the working set of its batch-1 inference.
+    bw_run = run([BW_PROBE, "0.2"] + [str(weight_bytes(m)) for m in MLP_SIZES])
     bw = parse_result(bw_run)
     log(bw_run["stdout"].rstrip())
 
@@ -582,9 +589,10 @@ def main():
            "then every parallel loop whose input the other core just wrote pays it, line by line: docs/gemm.md, "
            "\"Two cores\")." % bw.get("round_trip_ns", 0), "",
            "A batch-1 forward pass reads every weight once per image, each thread its share: images/s cannot "
-           "exceed the bandwidth of the cache that holds a thread's share (its L2 where the share fits, else "
-           "the L3) over the weights' bytes. MLP-256's 814 KB fit one core's 1 MB L2; MLP-512's 2.1 MB fit "
-           "no L2, even halved, and come from the L3."]
+           "exceed the rate at which the cores can read that working set over the weights' bytes. The probe "
+           "measures exactly that for each MLP (the \"sized\" lines: one core reading all the weights' bytes, "
+           "and every core at once its share): MLP-256's 814 KB sit in one core's 1 MB L2 but past the part "
+           "that reads at full speed, MLP-512's 2.1 MB fit no L2, even halved, and come partly from the L3."]
 
     md += ["", "## How threads were set", "",
            "- neurite: `--threads T` (CLI) or `nr_set_threads(T)` (bench/neurite_bench.c); one pool. "
@@ -698,19 +706,26 @@ def main():
                        INFER_REPEATS[batch], infer_flops(m) / 1e9), ""]
             md += table(rows, infer_flops(m), peak, ips=10000)
             if batch == 1:
-                weights = 4 * sum(a * b + b for a, b in zip(MLP_SIZES[m], MLP_SIZES[m][1:]))
+                weights = weight_bytes(m)
+                sized = [z for z in bw.get("sized", []) if z["bytes"] == weights]
                 bounds = []
                 for t in (1, 2):
                     n = neurite_at(rows, t)
-                    # Each thread reads its share of the weights once per image, from its L2 when the share
-                    # fits there (bw_probe measures the L2 on half of it), else from the L3.
-                    level = "l2" if weights / t <= 2 * bw["l2"]["bytes"] else "l3"
-                    bound = bw[level]["core" if t == 1 else "all"] * 1e9 / weights
+                    # Each thread reads its share of the weights once per image: at best at the rate the
+                    # probe measured for that working set (one core reading them all, or every core its share);
+                    # without that figure, from the L2 where the share fits (the probe measures it on half of
+                    # it), else from the L3.
+                    if sized:
+                        level = "working-set"
+                        bound = sized[0]["core" if t == 1 else "share"] * 1e9 / weights
+                    else:
+                        level = "L2" if weights / t <= 2 * bw["l2"]["bytes"] else "L3"
+                        bound = bw[level.lower()]["core" if t == 1 else "all"] * 1e9 / weights
                     if n:
                         bounds.append("%d thread(s): %.0f images/s, %.0f %% of the %s bound of %.0f" % (
-                            t, 10000 / n.seconds, 100 * 10000 / n.seconds / bound, level.upper(), bound))
+                            t, 10000 / n.seconds, 100 * 10000 / n.seconds / bound, level, bound))
                         target("%s batch 1 at %d thread(s): share of the %s bandwidth bound" % (
-                                   MLP_NAMES[m], t, level.upper()),
+                                   MLP_NAMES[m], t, level),
                                10000 / n.seconds / bound, 0.8, "%.0f of %.0f images/s (%d KB of weights per "
                                "image, %d KB a thread)" % (10000 / n.seconds, bound, weights // 1000,
                                                           weights // t // 1000), (n,))
@@ -719,9 +734,11 @@ def main():
                         target("%s batch 1 at %d thread(s): neurite vs ONNX Runtime" % (MLP_NAMES[m], t),
                                o[0].seconds / n.seconds, 1.0, "%.0f and %.0f images/s" % (
                                    10000 / n.seconds, 10000 / o[0].seconds), (n, o[0]))
-                md += ["", "Bound: %d KB of float32 weights per image, each thread's share read from its L2 where "
-                       "it fits (%d KB), else from the L3, at the bandwidth bench/bw_probe measured; neurite at "
-                       "%s." % (weights // 1000, 2 * bw["l2"]["bytes"] // 1000, "; ".join(bounds)), ""]
+                md += ["", "Bound: %d KB of float32 weights per image, each thread reading its share once per image "
+                       "at the rate bench/bw_probe measured for that working set (%s); neurite at %s." % (
+                           weights // 1000, "one core reading all of it %.0f GB/s, each core its share %.0f GB/s "
+                           "together" % (sized[0]["core"], sized[0]["share"]) if sized else "the L2's rate where "
+                           "a share fits it, else the L3's", "; ".join(bounds)), ""]
                 nb, f = fastest(rows, "neurite"), fastest(rows, "PyTorch")
                 target("%s inference at batch 1: neurite's images/s vs PyTorch's" % MLP_NAMES[m],
                        f.seconds / nb.seconds if nb and f else None, 10,

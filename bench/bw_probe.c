@@ -3,13 +3,17 @@
  * over and over with the widest loads the CPU has (AVX-512, else AVX2, else 8 bytes), on one core and then on
  * one thread per core at once (each thread its own buffer).
  *
- *   build/bench/bw_probe [seconds per measurement (0.2)]
+ *   build/bench/bw_probe [seconds per measurement (0.2)] [BYTES ...]
+ *
+ * Each BYTES adds a measurement at that size: one core reading BYTES, and every core at once reading its
+ * share (BYTES / cores) - the working set of batch-1 inference on a network of BYTES of weights, whose
+ * threads each read their share once per image.
  *
  * Prints a line per level and, last, one machine-readable line:
  *   RESULT {"cores": 2, "l2": {"bytes": ..., "core": 120.5, "all": 240.1}, "l3": {...}, "dram": {...},
- *           "loads": "avx512", "round_trip_ns": 90}
- * in GB/s (10^9 bytes a second). bench/bench.py turns the L2 figure into the bound on batch-1 inference: a
- * network whose weights fit the L2 reads every weight once per image. The cache sizes come from sysconf
+ *           "loads": "avx512", "round_trip_ns": 90, "sized": [{"bytes": ..., "core": ..., "share": ...}, ...]}
+ * in GB/s (10^9 bytes a second). bench/bench.py turns the sized figures into the bound on batch-1 inference
+ * (every weight read once per image, each thread its share). The cache sizes come from sysconf
  * where the C library knows them, else 1 MiB of L2 and 32 MiB of L3 are assumed; the L3 buffer is at most
  * 16 MiB (a virtual machine may report the whole host's L3, of which one core reaches one slice), and the
  * memory buffer is 1 GiB. */
@@ -196,8 +200,20 @@ int main(int argc, char **argv)
 {
     double seconds = argc > 1 ? atof(argv[1]) : 0.2;
     if (!(seconds > 0 && seconds < 60)) {
-        fprintf(stderr, "usage: bw_probe [seconds per measurement, 0 to 60]\n");
+        fprintf(stderr, "usage: bw_probe [seconds per measurement, 0 to 60] [BYTES ...]\n");
         return 2;
+    }
+    enum { MAX_SIZED = 8 };
+    size_t sized[MAX_SIZED];
+    int n_sized = 0;
+    for (int i = 2; i < argc && n_sized < MAX_SIZED; i++) {
+        char *end;
+        unsigned long long v = strtoull(argv[i], &end, 10);
+        if (*end || v < 4096 || v > (1ull << 32)) {
+            fprintf(stderr, "bw_probe: %s is not a size in bytes from 4096 to 4 GiB\n", argv[i]);
+            return 2;
+        }
+        sized[n_sized++] = (size_t)v;
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     cores = cores < 1 ? 1 : cores;
@@ -225,6 +241,14 @@ int main(int argc, char **argv)
         printf("%-4s %9zu KiB: %7.1f GB/s on one core, %7.1f GB/s on %ld cores (%s loads)\n", levels[i].name,
                levels[i].bytes >> 10, one[i], all[i], cores, loads);
     }
+    double sized_one[MAX_SIZED], sized_share[MAX_SIZED];
+    for (int i = 0; i < n_sized; i++) {
+        double unused;
+        level(fn, sized[i], seconds, 1, &sized_one[i], &unused, &sink);
+        level(fn, sized[i] / (size_t)cores, seconds, (int)cores, &unused, &sized_share[i], &sink);
+        printf("%9zu KiB: %7.1f GB/s on one core; %ld cores each reading %zu KiB: %7.1f GB/s\n", sized[i] >> 10,
+               sized_one[i], cores, sized[i] / (size_t)cores >> 10, sized_share[i]);
+    }
     double ping = round_trip_ns(cores);
     printf("core to core: %.0f ns a round trip (a cache line there and back)\n", ping);
     printf("RESULT {\"cores\": %ld, \"loads\": \"%s\", \"round_trip_ns\": %.0f, \"sink\": %llu", cores, loads, ping,
@@ -232,6 +256,10 @@ int main(int argc, char **argv)
     for (int i = 0; i < 3; i++)
         printf(", \"%s\": {\"bytes\": %zu, \"core\": %.1f, \"all\": %.1f}", levels[i].name, levels[i].bytes, one[i],
                all[i]);
-    printf("}\n");
+    printf(", \"sized\": [");
+    for (int i = 0; i < n_sized; i++)
+        printf("%s{\"bytes\": %zu, \"core\": %.1f, \"share\": %.1f}", i ? ", " : "", sized[i], sized_one[i],
+               sized_share[i]);
+    printf("]}\n");
     return 0;
 }
