@@ -28,4 +28,3 @@ float *nr__floats(size_t count)
 }
 
 void nr__free(void *ptr) { free(ptr); }
-

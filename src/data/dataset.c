@@ -566,11 +566,13 @@ NR_SIMD_CLONES static void gather_features(const gather_job *g, size_t i, size_t
     }
     const float *src = d->f32 + s * f;
     if (g->scale) {
+        const float *shift = g->shift, *scale = g->scale;
         for (size_t j = f0; j < f1; j++)
-            dst[j] = (src[j] - g->shift[j]) * g->scale[j];
+            dst[j] = (src[j] - shift[j]) * scale[j];
     } else if (g->scaled) {
+        const float shift = g->shift1, scale = g->scale1;  /* read once: see convert_bytes */
         for (size_t j = f0; j < f1; j++)
-            dst[j] = (src[j] - g->shift1) * g->scale1;
+            dst[j] = (src[j] - shift) * scale;
     } else {
         memcpy(dst + f0, src + f0, (f1 - f0) * sizeof(float));
     }
@@ -588,11 +590,6 @@ static void prefetch_sample(const nr_dataset *d, uint32_t sample, size_t f0, siz
         __builtin_prefetch(first + k);
 }
 
-static void prefetch_features(const gather_job *g, size_t i, size_t f0, size_t f1)
-{
-    prefetch_sample(g->d, g->idx[i], f0, f1);
-}
-
 /* Once a thread's part of this batch is done, it asks for its part of the next one: those bytes then
  * arrive while the network computes, and the next gather finds them in the cache of the core that
  * converts them. */
@@ -607,10 +604,10 @@ static void gather_range(void *ctx, size_t begin, size_t end)
     const gather_job *g = ctx;
     const size_t f = g->d->features;
     for (size_t i = begin; i < begin + PREFETCH_AHEAD && i < end; i++)
-        prefetch_features(g, i, 0, f);
+        prefetch_sample(g->d, g->idx[i], 0, f);
     for (size_t i = begin; i < end; i++) {
         if (i + PREFETCH_AHEAD < end)
-            prefetch_features(g, i + PREFETCH_AHEAD, 0, f);
+            prefetch_sample(g->d, g->idx[i + PREFETCH_AHEAD], 0, f);
         if (g->offsets && (g->offsets[2 * i] || g->offsets[2 * i + 1]))
             gather_shifted(g, g->d->u8 + (size_t)g->idx[i] * f, g->x + i * f, g->offsets[2 * i], g->offsets[2 * i + 1]);
         else
@@ -626,10 +623,10 @@ static void gather_feature_range(void *ctx, size_t u0, size_t u1)
     const gather_job *g = ctx;
     const size_t f = g->d->features, f0 = u0 * 16, f1 = u1 * 16 < f ? u1 * 16 : f;
     for (size_t i = 0; i < PREFETCH_AHEAD && i < g->n; i++)
-        prefetch_features(g, i, f0, f1);
+        prefetch_sample(g->d, g->idx[i], f0, f1);
     for (size_t i = 0; i < g->n; i++) {
         if (i + PREFETCH_AHEAD < g->n)
-            prefetch_features(g, i + PREFETCH_AHEAD, f0, f1);
+            prefetch_sample(g->d, g->idx[i + PREFETCH_AHEAD], f0, f1);
         gather_features(g, i, f0, f1);
     }
     if (g->next)

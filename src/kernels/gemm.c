@@ -15,8 +15,8 @@
 #include <dlfcn.h>
 #endif
 
-typedef void (*gemm_fn)(nr__split split, nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a,
-                        size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc);
+typedef void (*gemm_fn)(nr__split split, nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha,
+                        const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc);
 
 /* ---- the portable kernel ----
  * Plain C that compilers vectorise: C rows are computed as sums of scaled rows of op(B), or as dot

@@ -163,7 +163,7 @@ static void gather_share(nr__trainer *t, size_t shard)
     /* The next batch of this share, to prefetch; and runs of features when a dense layer reads the batch. */
     size_t next = first + t->batch, n_next = next < t->n ? t->n - next : 0;
     nr__gather_hints hints = {t->net->n_layers > 0 && t->net->layers[0].ops == &nr__dense_ops,
-                              t->buf.order + (n_next ? next : 0), n_next < t->shard_m ? n_next : t->shard_m};
+                              n_next ? t->buf.order + next : NULL, n_next < t->shard_m ? n_next : t->shard_m};
     nr__data_gather(t->train, t->buf.order + first, t->shard_m, &t->net->scaling, t->buf.x, t->buf.labels, &aug,
                     t->cfg.augment_shift, &hints);
     nr_rng_seed(&t->net->rng, derive_seed(t->cfg.seed, t->epoch, t->index, PURPOSE_DROPOUT + tag));
