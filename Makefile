@@ -103,7 +103,17 @@ all: $(STATIC) $(SHARED) $(CLI) examples
 
 examples: $(EX_BIN)
 
-$(BUILD)/%.o: %.c include/neurite.h $(wildcard src/*/*.h cli/*.h tests/*.h) Makefile
+# Every object depends on the configuration it was compiled with (compiler, flags, optional libraries found), kept
+# in $(BUILD)/.config and rewritten only when it changes: installing libturbojpeg0-dev after a first build, or
+# changing CC or OPT, rebuilds everything instead of linking objects compiled without it.
+CONFIG_STAMP := $(BUILD)/.config
+CONFIG_NOW   := $(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(MPI_CFLAGS) | $(LDFLAGS) $(LDLIBS)
+ifeq (,$(filter clean,$(MAKECMDGOALS)))
+$(shell mkdir -p $(BUILD) && printf '%s\n' '$(CONFIG_NOW)' > $(CONFIG_STAMP).new && \
+        { cmp -s $(CONFIG_STAMP).new $(CONFIG_STAMP) && rm -f $(CONFIG_STAMP).new || mv $(CONFIG_STAMP).new $(CONFIG_STAMP); })
+endif
+
+$(BUILD)/%.o: %.c include/neurite.h $(wildcard src/*/*.h cli/*.h tests/*.h) Makefile $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
@@ -112,7 +122,7 @@ $(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h: $(ONNX_PROTO) Makefile
 	@mkdir -p $(BUILD)/gen
 	$(Q)cp $(ONNX_PROTO) $(BUILD)/gen/onnx.proto && cd $(BUILD)/gen && protoc-c --c_out=. onnx.proto
 
-$(BUILD)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+$(BUILD)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c $(CONFIG_STAMP)
 	$(Q)$(CC) $(CPPFLAGS) -std=c11 $(OPT) -g -fPIC $(filter -fsanitize% -fno-sanitize%,$(BASEFLAGS)) -c $< -o $@
 
 $(BUILD)/src/io/onnx_import.o $(BUILD)/src/io/onnx_export.o: $(BUILD)/gen/onnx.pb-c.h

@@ -236,11 +236,17 @@ static int iterate(seed_run *r, size_t it)
     r->losses[it] = loss;
     if (!isfinite(loss))
         return cli_error("seed", EXIT_WORK, "the loss became %g at iteration %zu; try a smaller --lr", loss, it);
-    nr_net_zero_grad(r->net);
-    nr_net_backward(r->net);
-    if (o->trace && it == 0)
+    if (o->trace && it == 0) {
+        /* The trace shows the gradients, so this step keeps them: backward, then the update. */
+        nr_net_zero_grad(r->net);
+        nr_net_backward(r->net);
         print_trace(r->net, o->N, o->D, o->H, o->O, loss, o->lr, r->x->data);
-    if ((st = nr_opt_step(r->opt, r->net, (float)o->lr, NULL)))
+        st = nr_opt_step(r->opt, r->net, (float)o->lr, NULL);
+    } else {
+        /* The same numbers, with each weight gradient folded into its weights as it is computed. */
+        st = nr_net_backward_step(r->net, r->opt, (float)o->lr);
+    }
+    if (st)
         return cli_fail("seed", st);
     if (o->print_every && (it % o->print_every == 0 || it + 1 == o->iters))
         printf("%10zu  %.7g\n", it, loss);

@@ -366,14 +366,25 @@ void nr_opt_free(nr_optimizer *opt);
  * gradient, moment or weight that small is taken as 0: a difference no weight of normal size can show. */
 nr_status nr_opt_step(nr_optimizer *opt, nr_net *net, float lr, double *grad_norm);
 
+/* nr_net_zero_grad, nr_net_backward and nr_opt_step(opt, net, lr, NULL) in one call, for a training loop
+ * that does not look at the gradient. With plain SGD (NR_OPT_SGD, no clipping) each dense layer's weights
+ * take their step inside the product that computes their gradient, tile by tile, by the thread that owns
+ * those rows: the weight gradient is never stored, one pass over the weights and one wait between threads
+ * are saved, and the numbers are the same bit for bit (each tile is rounded as the step rounds). This
+ * applies to batches of fewer than 128 samples on the AVX2 and AVX-512 kernels; elsewhere, and for the other
+ * optimizers, it makes the three calls. No gradient is kept afterwards (nr_net_grads reads zeros), and a NaN
+ * in a folded gradient is not reported here: it reaches the weights and the next loss. Call after
+ * nr_net_loss. */
+nr_status nr_net_backward_step(nr_net *net, nr_optimizer *opt, float lr);
+
 /* The optimizer's state buffers (momentum; Adam's first and second moments), each nr_net_param_count floats
  * long, and the step counter. `count` receives how many buffers there are (0, 1 or 2). */
 float **nr_opt_state(nr_optimizer *opt, size_t *count);
 uint64_t nr_opt_steps(const nr_optimizer *opt);
 const nr_opt_config *nr_opt_get_config(const nr_optimizer *opt);
 
-/* One whole training step: forward, loss, zero_grad, backward, optimizer step at the config's lr.
- * *loss_value (if not NULL) receives the loss. */
+/* One whole training step: forward, loss, then nr_net_backward_step at the config's lr. *loss_value (if not
+ * NULL) receives the loss. */
 nr_status nr_net_train_batch(nr_net *net, nr_optimizer *opt, nr_loss loss, const float *x, const float *targets,
                              const int32_t *labels, size_t n, double *loss_value);
 

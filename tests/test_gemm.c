@@ -156,11 +156,66 @@ static void splits(const char *name)
           lecture - before, nr__gemm_ksplits() - lecture);
 }
 
+/* The SGD step folded into a weight gradient's product (nr__gemm_sgd_step) against the product written out
+ * and then the step in float, as the optimizer takes it: the same bits, at 1 and 2 threads, for wide, narrow
+ * (stored transposed) and one-row gradients, every transpose case, with and without weight decay. Products
+ * of more than one k block, and backends without tiles, must decline and leave the weights alone. */
+static void sgd_folds(const char *name)
+{
+    if (nr_set_gemm_backend(name) != NR_OK)
+        return;
+    bool tiles = strcmp(name, "avx2") == 0 || strcmp(name, "avx512") == 0;
+    nr_rng r;
+    nr_rng_seed(&r, 9);
+    const size_t shapes[][3] = {{1000, 100, 64}, {100, 10, 64}, {784, 256, 1}, {33, 257, 17},
+                                {40, 12, 100},   {1, 300, 127}, {5, 3, 2},     {64, 100, 128}};
+    int cases = 0, right = 0;
+    for (int threads = 1; threads <= 2; threads++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int t = 0; t < 4; t++) {
+                size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], pad = t == 3 ? 3 : 0;
+                nr_trans ta = (nr_trans)(t & 1), tb = (nr_trans)(t >> 1);
+                size_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldw = n + pad;
+                float *a = malloc((ta ? k : m) * lda * sizeof *a), *b = malloc((tb ? n : k) * ldb * sizeof *b);
+                float *w = malloc(m * ldw * sizeof *w), *ref = malloc(m * ldw * sizeof *ref);
+                float *g = malloc(m * n * sizeof *g);
+                fill(&r, a, (ta ? k : m) * lda);
+                fill(&r, b, (tb ? n : k) * ldb);
+                fill(&r, w, m * ldw);
+                memcpy(ref, w, m * ldw * sizeof *w);
+                const float lr = t % 2 ? 0.25f : 1e-3f, decay = t < 2 ? 0.0f : 0.01f;
+                nr_set_threads(threads);
+                nr__gemm_split(NR__SPLIT_M, ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, g, n);
+                bool fold = tiles && k < 128;
+                for (size_t i = 0; fold && i < m; i++)
+                    for (size_t j = 0; j < n; j++) {
+                        float wv = ref[i * ldw + j];
+                        float wd = decay * wv;
+                        float u = g[i * n + j] + wd;
+                        float step = lr * u;
+                        ref[i * ldw + j] = wv - step;
+                    }
+                bool folded = nr__gemm_sgd_step(NR__SPLIT_M, ta, tb, m, n, k, a, lda, b, ldb, w, ldw, lr, decay);
+                right += folded == fold && memcmp(w, ref, m * ldw * sizeof *w) == 0;
+                cases++;
+                free(a);
+                free(b);
+                free(w);
+                free(ref);
+                free(g);
+            }
+    CHECK(right == cases, "%s: %d of %d folded SGD steps equal the product then the step, bit for bit", name, right,
+          cases);
+}
+
 int main(void)
 {
     const char *split_backends[] = {"avx2", "avx512"};
     for (size_t i = 0; i < 2; i++)
         splits(split_backends[i]);
+    const char *fold_backends[] = {"portable", "avx2", "avx512", "blas"};
+    for (size_t i = 0; i < 4; i++)
+        sgd_folds(fold_backends[i]);
     nr_set_threads(2);
     const char *names[] = {"portable", "avx2", "avx512", "blas"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)

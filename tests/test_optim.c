@@ -1,6 +1,8 @@
 /* test_optim.c - each optimizer's update against the formulas of PyTorch's documentation, recomputed here
- * in double precision, over several steps with changing gradients, weight decay and clipping. */
+ * in double precision, over several steps with changing gradients, weight decay and clipping; and
+ * nr_net_backward_step against the three calls it stands for. */
 #include "check.h"
+#include "core/net.h"
 #include "neurite.h"
 
 #include <math.h>
@@ -153,8 +155,107 @@ static void denormals(size_t inputs, int threads)
 }
 #endif
 
+/* A network of dense layers (with and without biases) around a ReLU, its weights from `seed`. */
+static nr_net *small_net(uint64_t seed)
+{
+    nr_net *net = nr_net_new(37);
+    CHECK_OK(nr_net_dense(net, 50, 1));
+    CHECK_OK(nr_net_act(net, NR_ACT_RELU));
+    CHECK_OK(nr_net_dense(net, 24, 0));
+    CHECK_OK(nr_net_act(net, NR_ACT_TANH));
+    CHECK_OK(nr_net_dense(net, 12, 1));
+    nr_rng r;
+    nr_rng_seed(&r, seed);
+    nr_net_init(net, NR_INIT_AUTO, &r);
+    return net;
+}
+
+/* nr_net_backward_step against nr_net_zero_grad + nr_net_backward + nr_opt_step over a few steps: the same
+ * weights bit for bit. With plain SGD on batches under 128 and a kernel with tiles, the dense layers' steps
+ * must have been folded into their products: their gradients are then never written (a NaN planted there
+ * stays), while the biases' are. */
+static void fused(const char *kernel, nr_opt_config cfg, size_t batch, int threads)
+{
+    if (nr_set_gemm_backend(kernel) != NR_OK)
+        return;
+    CHECK_OK(nr_set_threads(threads));
+    nr_net *nets[2] = {small_net(3), small_net(3)};
+    nr_optimizer *opts[2] = {nr_opt_new(nets[0], &cfg), nr_opt_new(nets[1], &cfg)};
+    float *x = malloc(batch * 37 * sizeof *x);
+    int32_t *labels = malloc(batch * sizeof *labels);
+    nr_rng r;
+    nr_rng_seed(&r, 5);
+    for (size_t i = 0; i < batch * 37; i++)
+        x[i] = (float)nr_rng_normal(&r);
+    for (size_t i = 0; i < batch; i++)
+        labels[i] = (int32_t)(i * 7 % 12);
+    nr_net *f = nets[1];
+    for (size_t i = 0; i < f->n_params; i++)
+        f->grads[i] = NAN;
+    f->grads_stale = false;  /* as if a gradient had been computed: the raw buffer is what is checked */
+    for (int step = 0; step < 4; step++) {
+        float lr = 0.05f / (float)(step + 1);
+        for (int i = 0; i < 2; i++) {
+            CHECK_OK(nr_net_forward(nets[i], x, batch, 1, NULL));
+            CHECK_OK(nr_net_loss(nets[i], NR_LOSS_XENT, NULL, labels, NULL));
+        }
+        nr_net_zero_grad(nets[0]);
+        CHECK_OK(nr_net_backward(nets[0]));
+        CHECK_OK(nr_opt_step(opts[0], nets[0], lr, NULL));
+        CHECK_OK(nr_net_backward_step(nets[1], opts[1], lr));
+    }
+    CHECK(memcmp(nr_net_params(nets[0]), nr_net_params(nets[1]), f->n_params * sizeof(float)) == 0,
+          "%s, %s%s, batch %zu, %d threads: nr_net_backward_step differs from backward then step", kernel,
+          cfg.kind == NR_OPT_SGD ? "sgd" : "another optimizer", cfg.weight_decay > 0 ? "+decay" : "", batch, threads);
+    CHECK(nr_opt_steps(opts[1]) == 4, "the fused steps were counted");
+    bool fold = cfg.kind == NR_OPT_SGD && cfg.clip_norm == 0.0f && batch < 128 && strcmp(kernel, "portable") != 0;
+    const char *weights[] = {"dense0.w", "dense2.w", "dense4.w", "dense0.b", "dense4.b"};
+    for (int i = 0; i < 5; i++) {
+        nr_tensor_info ti;
+        CHECK_OK(nr_net_find_tensor(f, weights[i], &ti));
+        bool untouched = isnan(f->grads[ti.offset]);
+        CHECK(untouched == (fold && i < 3), "%s, batch %zu: the gradient of %s was %s", kernel, batch, weights[i],
+              untouched ? "never written" : "written");
+    }
+    const float *g = nr_net_grads(f);
+    CHECK(g && g[0] == 0.0f, "no gradient is kept after nr_net_backward_step");
+    /* Its errors: no loss yet, a bad learning rate, another network's optimizer, NULL. */
+    CHECK_ERR(nr_net_backward_step(f, opts[1], 0.1f), NR_EINVAL);
+    CHECK_OK(nr_net_forward(f, x, batch, 1, NULL));
+    CHECK_OK(nr_net_loss(f, NR_LOSS_XENT, NULL, labels, NULL));
+    CHECK_ERR(nr_net_backward_step(f, opts[1], 0.0f), NR_EINVAL);
+    CHECK_ERR(nr_net_backward_step(f, opts[1], NAN), NR_EINVAL);
+    nr_net *other = nr_net_new(3);
+    nr_net_dense(other, 2, 1);
+    nr_optimizer *wrong = nr_opt_new(other, &cfg);
+    CHECK_ERR(nr_net_backward_step(f, wrong, 0.1f), NR_ESHAPE);
+    CHECK_ERR(nr_net_backward_step(NULL, opts[1], 0.1f), NR_EINVAL);
+    CHECK_ERR(nr_net_backward_step(f, NULL, 0.1f), NR_EINVAL);
+    nr_opt_free(wrong);
+    nr_net_free(other);
+    for (int i = 0; i < 2; i++) {
+        nr_opt_free(opts[i]);
+        nr_net_free(nets[i]);
+    }
+    free(x);
+    free(labels);
+    CHECK_OK(nr_set_gemm_backend("auto"));
+    CHECK_OK(nr_set_threads(0));
+}
+
 int main(void)
 {
+    const char *kernels[] = {"avx512", "avx2", "portable"};
+    for (int k = 0; k < 3; k++)
+        for (int threads = 1; threads <= 2; threads++) {
+            fused(kernels[k], (nr_opt_config){.kind = NR_OPT_SGD, .lr = 0.1f}, 64, threads);
+            fused(kernels[k], (nr_opt_config){.kind = NR_OPT_SGD, .lr = 0.1f, .weight_decay = 0.01f}, 17, threads);
+            fused(kernels[k], (nr_opt_config){.kind = NR_OPT_SGD, .lr = 0.1f}, 200, threads);
+        }
+    fused("avx512", (nr_opt_config){.kind = NR_OPT_SGD, .lr = 0.1f, .clip_norm = 0.5f}, 64, 2);
+    fused("avx512", (nr_opt_config){.kind = NR_OPT_MOMENTUM, .lr = 0.05f, .weight_decay = 0.01f}, 64, 2);
+    fused("avx512", (nr_opt_config){.kind = NR_OPT_ADAM, .lr = 0.01f}, 64, 2);
+
 #if defined(__x86_64__)
     denormals(IN, 1);
     denormals(40000, 2);  /* 80 002 parameters: several chunks, on the workers too */

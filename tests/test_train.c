@@ -185,6 +185,23 @@ int main(void)
     nr_net_free(es);
     nr_data_free(few);
 
+    /* Plain SGD takes its steps inside the backward pass (nr_net_backward_step); with --check-numerics the
+     * gradient is checked between backward and step, so the step comes after: the same weights. */
+    for (int threads = 1; threads <= 2; threads++) {
+        nr_set_threads(threads);
+        nr_train_config sgd = {.loss = NR_LOSS_XENT, .opt = {.kind = NR_OPT_SGD, .lr = 0.05f, .weight_decay = 1e-3f},
+                               .epochs = 2, .batch = 24, .seed = 9};
+        nr_net *fused = fresh(8, train, "32-16-4"), *apart = fresh(8, train, "32-16-4");
+        CHECK_OK(nr_train(fused, train, NULL, &sgd, NULL));
+        sgd.check_numerics = 1;
+        CHECK_OK(nr_train(apart, train, NULL, &sgd, NULL));
+        CHECK(same_params(fused, apart), "%d threads: SGD stepped in backward trains the weights of backward, then "
+              "step", threads);
+        nr_net_free(fused);
+        nr_net_free(apart);
+    }
+    nr_set_threads(2);
+
     /* A NaN is traced to where it started. */
     nr_net *bad = fresh(5, train, "16-8-4");
     nr_tensor_info ti;

@@ -78,6 +78,13 @@ void nr__gemm(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alph
 typedef enum nr__split { NR__SPLIT_AUTO, NR__SPLIT_M, NR__SPLIT_N, NR__SPLIT_K } nr__split;
 void nr__gemm_split(nr__split split, nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha,
                     const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc);
+/* A plain SGD step folded into the product that computes a weight gradient G = op(A) op(B) (m x n, laid out
+ * like the weights w): w = w - lr (G + decay w), applied to each tile as it is final, with the roundings of
+ * the optimizer's step, and G itself never stored (nr_net_backward_step). False, having done nothing, where
+ * the product cannot fold: a k of KSPLIT_MIN_K or more (more than one k block), or a backend without
+ * tiles; the caller then computes G and steps as usual. */
+bool nr__gemm_sgd_step(nr__split split, nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, const float *a,
+                       size_t lda, const float *b, size_t ldb, float *w, size_t ldw, float lr, float decay);
 /* How many products have run split along k so far (for tests: the split must not be silently skipped). */
 size_t nr__gemm_ksplits(void);
 
@@ -104,6 +111,8 @@ typedef struct nr_pass {
     /* Backward: the gradient buffer holds stale values; write each parameter gradient (beta 0) instead of
      * adding to it. Every layer with parameters must honour this for all of its trainable tensors. */
     bool overwrite;
+    /* Backward with the optimizer step fused in (nr_net_backward_step), else NULL: see nr__pass_step_hook. */
+    nr_optimizer *fused_step;
 } nr_pass;
 
 #define NR_LAYER_INTS 8
@@ -218,6 +227,14 @@ double nr__grad_norm(nr_optimizer *opt, const float *grads);
  * rate lr with the gradient scaled by gscale (the factor rides along the update: no extra pass). */
 nr_status nr__opt_clip(nr_optimizer *opt, nr_net *net, float *gscale, double *grad_norm);
 nr_status nr__opt_update(nr_optimizer *opt, nr_net *net, float lr, float gscale);
+/* In a backward pass with the step fused in (nr_net_backward_step), for the trainable tensor at `offset`
+ * (`rows` rows) whose gradient one product writes whole: with plain SGD, its weights, learning rate and
+ * decay for nr__gemm_sgd_step, else NULL (the tensor is updated after the pass). A layer whose product
+ * folded the step calls nr__pass_sgd_taken, after everything else that reads the old weights. */
+float *nr__pass_sgd_target(const nr_pass *pass, size_t offset, size_t rows, float *lr, float *decay);
+void nr__pass_sgd_taken(const nr_pass *pass, size_t offset);
+/* The fused pass itself: the backward pass of nr_net_backward with `fused_step` set in its nr_pass. */
+nr_status nr__net_backward(nr_net *net, nr_optimizer *fused_step);
 /* Restores the step counter (Adam's bias correction depends on it) when resuming. */
 void nr__opt_set_steps(nr_optimizer *opt, uint64_t steps);
 

@@ -403,7 +403,7 @@ nr_status nr_net_forward(nr_net *net, const float *x, size_t n, int training, co
                                    "original");
     if (net->q)
         return nr__qnet_forward(net, x, n, out);
-    nr_pass pass = {net->params, net->grads, training != 0, &net->rng, false};
+    nr_pass pass = {net->params, net->grads, training != 0, &net->rng, false, NULL};
     const float *src = x;
     net->input = training ? x : NULL;
     for (size_t i = 0; i < net->n_layers; i++) {
@@ -436,7 +436,9 @@ nr_status nr_net_loss(nr_net *net, nr_loss loss, const float *targets, const int
     return NR_OK;
 }
 
-nr_status nr_net_backward(nr_net *net)
+nr_status nr_net_backward(nr_net *net) { return nr__net_backward(net, NULL); }
+
+nr_status nr__net_backward(nr_net *net, nr_optimizer *fused_step)
 {
     if (!net)
         return nr__fail(NR_EINVAL, "nr_net_backward: NULL network");
@@ -444,7 +446,7 @@ nr_status nr_net_backward(nr_net *net)
         return nr__fail(NR_EINVAL, "nr_net_backward: needs a training forward pass and nr_net_loss first");
     /* After nr_net_zero_grad the layers write their gradients rather than add them: the same numbers
      * without a pass over the whole gradient buffer first. */
-    nr_pass pass = {net->params, net->grads, 1, &net->rng, net->grads_stale};
+    nr_pass pass = {net->params, net->grads, 1, &net->rng, net->grads_stale, fused_step};
     net->grads_stale = false;
     size_t n = net->batch;
     for (size_t i = net->n_layers; i-- > 0;) {

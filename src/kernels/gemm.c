@@ -253,6 +253,7 @@ typedef struct simd_job {
     size_t mr;          /* rows per row panel */
     bool split_cols;    /* threads take column blocks (units of one vector) instead of row blocks */
     bool trans_c;       /* the job computes C^T = op(B)^T op(A)^T: m, n, a, b and their flags are swapped */
+    bool sgd;           /* C holds weights, the product their gradient: NR__MODE_SGD (one k block only) */
 } simd_job;
 
 /* Estimated cycles per k step per row of C for a tile of r rows and v vectors: FMAs at two per cycle,
@@ -339,7 +340,9 @@ static void block_scalar(const simd_job *j, size_t i0, size_t i1, size_t j0, siz
                     float bv = j->tb ? j->b[x * j->ldb + p] : j->b[p * j->ldb + x];
                     acc = fmaf(av, bv, acc);
                 }
-                if (p0 > 0 || j->beta == 1.0f)
+                if (j->sgd)
+                    *cp = *cp - j->alpha * (acc + j->beta * *cp);
+                else if (p0 > 0 || j->beta == 1.0f)
                     *cp = fmaf(j->alpha, acc, *cp);
                 else if (j->beta == 0.0f)
                     *cp = j->alpha * acc;
@@ -388,7 +391,7 @@ static void simd_block(const simd_job *j, size_t i0, size_t i1, size_t j0, size_
         size_t ncols = j1 - jc < nc ? j1 - jc : nc;
         for (size_t p0 = 0; p0 < j->k; p0 += j->kc) {
             size_t kb = j->k - p0 < j->kc ? j->k - p0 : j->kc;
-            int mode = p0 > 0 || j->beta == 1.0f ? 1 : j->beta == 0.0f ? 0 : 2;
+            int mode = j->sgd ? NR__MODE_SGD : p0 > 0 || j->beta == 1.0f ? 1 : j->beta == 0.0f ? 0 : 2;
             const float *b;
             size_t b_ks, b_next;
             if (bbuf) {
@@ -531,21 +534,23 @@ static bool gemm_ksplit(const simd_job *j, size_t blocks, size_t parts)
     return true;
 }
 
+/* With sgd set (one k block; see nr__gemm_sgd_step), C holds weights, alpha is the learning rate and beta the
+ * weight decay. */
 static void gemm_simd(const simd_kernels *kern, nr__split split, nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k,
                       float alpha, const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
-                      size_t ldc)
+                      size_t ldc, bool sgd)
 {
-    if (k == 0 || alpha == 0.0f) {
+    if (!sgd && (k == 0 || alpha == 0.0f)) {
         scale_c(m, n, beta, c, ldc);
         return;
     }
-    simd_job j = {kern, ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c, 0, 0, 0, false, false};
+    simd_job j = {kern, ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c, 0, 0, 0, false, false, sgd};
     /* C narrower than a vector (the output layer of a classifier) wastes most lanes of every FMA; computed as
      * C^T = op(B)^T op(A)^T its long side runs along the vectors instead. Each element is still one FMA
      * chain over k from zero (a b and b a round alike), so the values are those of the direct way. */
     if (n < kern->lanes && n > kern->lanes / 2 && m >= 2 * kern->lanes && k >= 16 && kern->panel_t) {
         j = (simd_job){kern, tb == NR_TRANS ? NR_NO_TRANS : NR_TRANS, ta == NR_TRANS ? NR_NO_TRANS : NR_TRANS,
-                       n, m, k, ldb, lda, ldc, alpha, beta, b, a, c, 0, 0, 0, false, true};
+                       n, m, k, ldb, lda, ldc, alpha, beta, b, a, c, 0, 0, 0, false, true, sgd};
         m = j.m;
         n = j.n;
         ta = j.ta;
@@ -601,7 +606,7 @@ static void gemm_simd(const simd_kernels *kern, nr__split split, nr_trans ta, nr
      * the L2's sets (MLP-256's first layer at batch 1, 400 KB a thread: 4.3 us a thread with column blocks,
      * 3.7-4.0 with the k split), and the partial product is a row or two. */
     bool want_k = split == NR__SPLIT_K || (split == NR__SPLIT_AUTO && m <= SKINNY_ROWS && !j.trans_c);
-    if (want_k && parts >= 2 && kblocks % parts == 0 && gemm_ksplit(&j, kblocks, parts))
+    if (want_k && !sgd && parts >= 2 && kblocks % parts == 0 && gemm_ksplit(&j, kblocks, parts))
         return;
     nr__parallel_for(units, (units + parts - 1) / parts, simd_range, &j);
 }
@@ -620,13 +625,13 @@ static const simd_kernels avx2_kernels = {
 static void gemm_avx512(nr__split split, nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha,
                         const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc)
 {
-    gemm_simd(&avx512_kernels, split, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm_simd(&avx512_kernels, split, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false);
 }
 
 static void gemm_avx2(nr__split split, nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha,
                       const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc)
 {
-    gemm_simd(&avx2_kernels, split, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm_simd(&avx2_kernels, split, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false);
 }
 
 static int has_avx512(void)
@@ -719,6 +724,26 @@ void nr__gemm_split(nr__split split, nr_trans ta, nr_trans tb, size_t m, size_t 
     if (m == 0 || n == 0)
         return;
     active()->fn(split, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+bool nr__gemm_sgd_step(nr__split split, nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, const float *a,
+                       size_t lda, const float *b, size_t ldb, float *w, size_t ldw, float lr, float decay)
+{
+    /* One k block: the tile's sum is then the whole gradient when it is stored (gemm_simd's k blocks). */
+    if (m == 0 || n == 0 || k == 0 || k >= KSPLIT_MIN_K || k > KC_MAX)
+        return false;
+#if defined(__x86_64__)
+    const backend *b_end = active();
+    const simd_kernels *kern = b_end->fn == gemm_avx512 ? &avx512_kernels : b_end->fn == gemm_avx2 ? &avx2_kernels
+                                                                                                   : NULL;
+    if (kern) {
+        gemm_simd(kern, split, ta, tb, m, n, k, lr, a, lda, b, ldb, decay, w, ldw, true);
+        return true;
+    }
+#else
+    (void)split, (void)ta, (void)tb, (void)a, (void)lda, (void)b, (void)ldb, (void)w, (void)ldw, (void)lr, (void)decay;
+#endif
+    return false;
 }
 
 void nr__gemm(nr_trans ta, nr_trans tb, size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,

@@ -40,10 +40,23 @@ static const int lane_masks[LANES + 1][LANES] = {
     {-1, -1, -1, -1, -1, -1, 0, 0},   {-1, -1, -1, -1, -1, -1, -1, 0},  {-1, -1, -1, -1, -1, -1, -1, -1},
 };
 
+/* A vector of C in `mode` (gemm_kernels.h) from the tile's sum acc and C's old value w. */
+static inline __attribute__((always_inline)) __m256 final_value(__m256 acc, __m256 w, __m256 va, __m256 vb,
+                                                                int mode)
+{
+    if (mode == 0)
+        return _mm256_mul_ps(va, acc);
+    if (mode == 1)
+        return _mm256_fmadd_ps(va, acc, w);
+    if (mode == 2)
+        return _mm256_fmadd_ps(va, acc, _mm256_mul_ps(vb, w));
+    return _mm256_sub_ps(w, _mm256_mul_ps(va, _mm256_add_ps(acc, _mm256_mul_ps(vb, w))));
+}
+
 /* One tile: C[0..MR) x [0..8 NV) (with MASKED, the last vector limited to `tail` lanes; vmaskmov costs
  * more than a plain load, so full tiles do without) from a k block of length kc.
  * A element (r, p) is at a[r * a_rs + p * a_ks]; B row p of the panel starts at b + p * b_ks.
- * mode 0: C = alpha acc (C is not read); 1: C = alpha acc + C; 2: C = alpha acc + beta C. */
+ * mode: gemm_kernels.h. */
 static inline __attribute__((always_inline)) void tile(const int MR, const int NV, const int MASKED, size_t kc,
                                                        const float *a, size_t a_rs, size_t a_ks, const float *b,
                                                        size_t b_ks, size_t tail, float *c, size_t ldc,
@@ -80,23 +93,12 @@ static inline __attribute__((always_inline)) void tile(const int MR, const int N
     UNROLL for (int r = 0; r < MR; r++)
         UNROLL for (int v = 0; v < NV; v++) {
             float *cp = c + (size_t)r * ldc + LANES * v;
-            __m256 out;
             if (MASKED && v == NV - 1) {
-                if (mode == 0)
-                    out = _mm256_mul_ps(va, acc[r][v]);
-                else if (mode == 1)
-                    out = _mm256_fmadd_ps(va, acc[r][v], _mm256_maskload_ps(cp, mask));
-                else
-                    out = _mm256_fmadd_ps(va, acc[r][v], _mm256_mul_ps(vb, _mm256_maskload_ps(cp, mask)));
-                _mm256_maskstore_ps(cp, mask, out);
+                __m256 w = mode ? _mm256_maskload_ps(cp, mask) : _mm256_setzero_ps();
+                _mm256_maskstore_ps(cp, mask, final_value(acc[r][v], w, va, vb, mode));
             } else {
-                if (mode == 0)
-                    out = _mm256_mul_ps(va, acc[r][v]);
-                else if (mode == 1)
-                    out = _mm256_fmadd_ps(va, acc[r][v], _mm256_loadu_ps(cp));
-                else
-                    out = _mm256_fmadd_ps(va, acc[r][v], _mm256_mul_ps(vb, _mm256_loadu_ps(cp)));
-                _mm256_storeu_ps(cp, out);
+                __m256 w = mode ? _mm256_loadu_ps(cp) : _mm256_setzero_ps();
+                _mm256_storeu_ps(cp, final_value(acc[r][v], w, va, vb, mode));
             }
         }
 }

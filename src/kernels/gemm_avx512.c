@@ -74,8 +74,8 @@ static inline __attribute__((always_inline)) void transpose16(__m512 r[16])
     }
 }
 
-/* The final value of one vector of C: mode 0: alpha acc (C is not read); 1: alpha acc + C;
- * 2: alpha acc + beta C. Masked lanes of C are neither read nor written. */
+/* The final value of one vector of C in `mode` (gemm_kernels.h). Masked lanes of C are neither read nor
+ * written. */
 static inline __attribute__((always_inline)) void store512(float *cp, __mmask16 mask, __m512 acc, __m512 va,
                                                            __m512 vb, int mode)
 {
@@ -84,8 +84,12 @@ static inline __attribute__((always_inline)) void store512(float *cp, __mmask16 
         out = _mm512_mul_ps(va, acc);
     else if (mode == 1)
         out = _mm512_fmadd_ps(va, acc, _mm512_maskz_loadu_ps(mask, cp));
-    else
+    else if (mode == 2)
         out = _mm512_fmadd_ps(va, acc, _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask, cp)));
+    else {
+        __m512 w = _mm512_maskz_loadu_ps(mask, cp);
+        out = _mm512_sub_ps(w, _mm512_mul_ps(va, _mm512_add_ps(acc, _mm512_mul_ps(vb, w))));
+    }
     _mm512_mask_storeu_ps(cp, mask, out);
 }
 
@@ -97,8 +101,12 @@ static inline __attribute__((always_inline)) void store256(float *cp, __mmask8 m
         out = _mm256_mul_ps(va, acc);
     else if (mode == 1)
         out = _mm256_fmadd_ps(va, acc, _mm256_maskz_loadu_ps(mask, cp));
-    else
+    else if (mode == 2)
         out = _mm256_fmadd_ps(va, acc, _mm256_mul_ps(vb, _mm256_maskz_loadu_ps(mask, cp)));
+    else {
+        __m256 w = _mm256_maskz_loadu_ps(mask, cp);
+        out = _mm256_sub_ps(w, _mm256_mul_ps(va, _mm256_add_ps(acc, _mm256_mul_ps(vb, w))));
+    }
     _mm256_mask_storeu_ps(cp, mask, out);
 }
 

@@ -55,9 +55,10 @@ static void dense_backward(nr_layer *l, const nr_pass *p, const float *x, const 
     const size_t in = l->in_size, out = l->out_size;
     const float *w = p->params + l->tensor_offset[0];
     float *dw = p->grads + l->tensor_offset[0];
-    /* dW (in x out) += x^T (in x n) . dy (n x out) */
-    nr__gemm_split(NR__SPLIT_M, NR_TRANS, NR_NO_TRANS, in, out, n, 1.0f, x, in, dy, out, p->overwrite ? 0.0f : 1.0f,
-                   dw, out);
+    /* dx (n x in) = dy (n x out) . W^T (out x in): first, because a fused optimizer step changes W as soon
+     * as its gradient is known (and this leaves W's rows warm in each thread's cache for that step). */
+    if (dx)
+        nr__gemm_split(NR__SPLIT_N, NR_NO_TRANS, NR_TRANS, n, in, out, 1.0f, dy, out, w, out, 0.0f, dx, in);
     if (l->ints[1]) {
         /* db += the column sums of dy, row by row in a fixed order. */
         float *db = p->grads + l->tensor_offset[1];
@@ -67,9 +68,17 @@ static void dense_backward(nr_layer *l, const nr_pass *p, const float *x, const 
             for (size_t j = 0; j < out; j++)
                 db[j] += dy[i * out + j];
     }
-    /* dx (n x in) = dy (n x out) . W^T (out x in) */
-    if (dx)
-        nr__gemm_split(NR__SPLIT_N, NR_NO_TRANS, NR_TRANS, n, in, out, 1.0f, dy, out, w, out, 0.0f, dx, in);
+    /* dW (in x out) += x^T (in x n) . dy (n x out), or, in a backward pass with a plain SGD step fused in,
+     * straight into W as W -= lr (dW + decay W) */
+    float lr, decay;
+    float *target = nr__pass_sgd_target(p, l->tensor_offset[0], in, &lr, &decay);
+    if (target && nr__gemm_sgd_step(NR__SPLIT_M, NR_TRANS, NR_NO_TRANS, in, out, n, x, in, dy, out, target, out, lr,
+                                    decay)) {
+        nr__pass_sgd_taken(p, l->tensor_offset[0]);
+        return;
+    }
+    nr__gemm_split(NR__SPLIT_M, NR_TRANS, NR_NO_TRANS, in, out, n, 1.0f, x, in, dy, out, p->overwrite ? 0.0f : 1.0f,
+                   dw, out);
 }
 
 static void dense_init(nr_layer *l, float *params, nr_init init, nr_act next, nr_rng *rng)

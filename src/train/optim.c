@@ -22,6 +22,18 @@ typedef struct opt_span {
     bool decay;
 } opt_span;
 
+/* One update of one tensor, run by threads over runs of its rows. */
+typedef struct step_job {
+    const nr_optimizer *o;
+    size_t row;            /* floats per row of the current tensor */
+    atomic_int nonfinite;  /* set when a gradient value is NaN or infinite */
+    float *w;
+    const float *g;
+    float *s0, *s1;
+    float lr, decay, gscale;
+    float bc1, bc2;  /* Adam's bias corrections 1 - beta^t */
+} step_job;
+
 struct nr_optimizer {
     nr_opt_config cfg;
     size_t n_params;
@@ -32,6 +44,8 @@ struct nr_optimizer {
     size_t n_spans;
     double *partials;    /* per-block sums of squares for the gradient norm, in a fixed order */
     size_t n_blocks;
+    step_job *jobs;         /* the current update of each span */
+    bool *claimed;          /* span whose step a product took (nr__pass_sgd_taken) */
 };
 
 static nr_status check_config(nr_opt_config *c)
@@ -80,7 +94,9 @@ nr_optimizer *nr_opt_new(const nr_net *net, const nr_opt_config *config)
     o->spans = calloc(net->n_tensors + 1, sizeof *o->spans);
     o->n_blocks = (net->n_params + NORM_BLOCK - 1) / NORM_BLOCK;
     o->partials = calloc(o->n_blocks + 1, sizeof *o->partials);
-    bool ok = o->spans && o->partials;
+    o->jobs = calloc(net->n_tensors + 1, sizeof *o->jobs);
+    o->claimed = calloc(net->n_tensors + 1, sizeof *o->claimed);
+    bool ok = o->spans && o->partials && o->jobs && o->claimed;
     for (size_t i = 0; ok && i < o->n_state; i++)
         ok = (o->state[i] = nr__floats(net->n_params)) != NULL;
     if (!ok) {
@@ -105,6 +121,8 @@ void nr_opt_free(nr_optimizer *o)
         nr__free(o->state[i]);
     free(o->spans);
     free(o->partials);
+    free(o->jobs);
+    free(o->claimed);
     free(o);
 }
 
@@ -121,16 +139,6 @@ const nr_opt_config *nr_opt_get_config(const nr_optimizer *o) { return o ? &o->c
 
 /* ---- the update ---- */
 
-typedef struct step_job {
-    const nr_optimizer *o;
-    size_t row;            /* floats per row of the current tensor */
-    atomic_int nonfinite;  /* set when a gradient value is NaN or infinite */
-    float *w;
-    const float *g;
-    float *s0, *s1;
-    float lr, decay, gscale;
-    float bc1, bc2;  /* Adam's bias corrections 1 - beta^t */
-} step_job;
 
 /* One block of the update. Small enough (a few KB of each stream) that the finite check's pass over g
  * leaves it in L1 for the update: one trip to memory per stream, where a check over the whole range first
@@ -279,44 +287,140 @@ nr_status nr__opt_clip(nr_optimizer *o, nr_net *net, float *gscale, double *grad
     return NR_OK;
 }
 
+/* Equal runs of rows, as many as threads when each gets GRAIN floats or more. */
+static size_t span_grain(const opt_span *sp)
+{
+    size_t parts = sp->size / GRAIN, threads = (size_t)nr_threads();
+    parts = parts < 1 ? 1 : parts > threads ? threads : parts;
+    return (sp->rows + parts - 1) / parts;
+}
+
+/* Sets up one update at learning rate lr of every span (Adam's bias corrections for the step it takes). */
+static void prepare_update(nr_optimizer *o, nr_net *net, float lr, float gscale)
+{
+    o->steps++;
+    float bc1 = 0.0f, bc2 = 0.0f;
+    if (o->cfg.kind == NR_OPT_ADAM || o->cfg.kind == NR_OPT_ADAMW) {
+        bc1 = (float)(1.0 - pow(o->cfg.beta1, (double)o->steps));
+        bc2 = (float)(1.0 - pow(o->cfg.beta2, (double)o->steps));
+    }
+    for (size_t s = 0; s < o->n_spans; s++) {
+        const opt_span *sp = &o->spans[s];
+        step_job *j = &o->jobs[s];
+        j->o = o;
+        j->row = sp->size / sp->rows;
+        atomic_store(&j->nonfinite, 0);
+        j->w = net->params + sp->offset;
+        j->g = net->grads + sp->offset;
+        j->s0 = o->state[0] ? o->state[0] + sp->offset : NULL;
+        j->s1 = o->state[1] ? o->state[1] + sp->offset : NULL;
+        j->lr = lr;
+        j->decay = sp->decay ? o->cfg.weight_decay : 0.0f;
+        j->gscale = gscale;
+        j->bc1 = bc1;
+        j->bc2 = bc2;
+        o->claimed[s] = false;
+    }
+}
+
+/* The spans that no product has stepped, then the verdict on the gradient. */
+static nr_status finish_update(nr_optimizer *o)
+{
+    bool nonfinite = false;
+    for (size_t s = 0; s < o->n_spans; s++) {
+        if (!o->claimed[s])
+            nr__parallel_for(o->spans[s].rows, span_grain(&o->spans[s]), step_range, &o->jobs[s]);
+        nonfinite |= atomic_load(&o->jobs[s].nonfinite) != 0;
+    }
+    if (nonfinite)
+        return nr__fail(NR_ENUMERIC, "the gradient holds a NaN or an infinity");
+    return NR_OK;
+}
+
 nr_status nr__opt_update(nr_optimizer *o, nr_net *net, float lr, float gscale)
 {
     nr_status st = check_lr(lr);
     if (st)
         return st;
-    o->steps++;
-    step_job j = {.o = o, .lr = lr, .gscale = gscale};
-    if (o->cfg.kind == NR_OPT_ADAM || o->cfg.kind == NR_OPT_ADAMW) {
-        j.bc1 = (float)(1.0 - pow(o->cfg.beta1, (double)o->steps));
-        j.bc2 = (float)(1.0 - pow(o->cfg.beta2, (double)o->steps));
-    }
-    for (size_t s = 0; s < o->n_spans; s++) {
-        const opt_span *sp = &o->spans[s];
-        j.w = net->params + sp->offset;
-        j.g = net->grads + sp->offset;
-        j.s0 = o->state[0] ? o->state[0] + sp->offset : NULL;
-        j.s1 = o->state[1] ? o->state[1] + sp->offset : NULL;
-        j.decay = sp->decay ? o->cfg.weight_decay : 0.0f;
-        j.row = sp->size / sp->rows;
-        /* Equal runs of rows, as many as threads when each gets GRAIN floats or more. */
-        size_t parts = sp->size / GRAIN, threads = (size_t)nr_threads();
-        parts = parts < 1 ? 1 : parts > threads ? threads : parts;
-        nr__parallel_for(sp->rows, (sp->rows + parts - 1) / parts, step_range, &j);
-    }
-    if (atomic_load(&j.nonfinite))
-        return nr__fail(NR_ENUMERIC, "the gradient holds a NaN or an infinity");
+    prepare_update(o, net, lr, gscale);
+    return finish_update(o);
+}
+
+/* The span of the tensor at `offset` if the pass is fused and may take its step in a product. */
+static step_job *fused_span(const nr_pass *pass, size_t offset, size_t *index)
+{
+    nr_optimizer *o = pass->fused_step;
+    if (!o || !pass->overwrite)
+        return NULL;
+    for (size_t s = 0; s < o->n_spans; s++)
+        if (o->spans[s].offset == offset && !o->claimed[s]) {
+            *index = s;
+            return &o->jobs[s];
+        }
+    return NULL;
+}
+
+float *nr__pass_sgd_target(const nr_pass *pass, size_t offset, size_t rows, float *lr, float *decay)
+{
+    size_t s;
+    const step_job *j = fused_span(pass, offset, &s);
+    if (!j || j->o->cfg.kind != NR_OPT_SGD || j->gscale != 1.0f || j->o->spans[s].rows != rows)
+        return NULL;
+    *lr = j->lr;
+    *decay = j->decay;
+    return j->w;
+}
+
+void nr__pass_sgd_taken(const nr_pass *pass, size_t offset)
+{
+    size_t s;
+    if (fused_span(pass, offset, &s))
+        pass->fused_step->claimed[s] = true;
+}
+
+/* Checks shared by nr_opt_step and nr_net_backward_step. */
+static nr_status check_pair(const nr_optimizer *o, const nr_net *net, const char *who)
+{
+    if (!o || !net)
+        return nr__fail(NR_EINVAL, "%s: NULL argument", who);
+    if (net->n_params != o->n_params)
+        return nr__fail(NR_ESHAPE, "optimizer made for %zu parameters used on a network of %zu", o->n_params,
+                        net->n_params);
     return NR_OK;
+}
+
+nr_status nr_net_backward_step(nr_net *net, nr_optimizer *o, float lr)
+{
+    nr_status st = check_pair(o, net, "nr_net_backward_step");
+    if (!st)
+        st = check_lr(lr);
+    if (!st && net->state != NR__NET_LOSS_READY)
+        st = nr__fail(NR_EINVAL, "nr_net_backward_step: needs a training forward pass and nr_net_loss first");
+    if (st)
+        return st;
+    nr_net_zero_grad(net);
+    /* Only plain SGD folds into the products (an update that reads state per weight would need it in the
+     * kernels). Clipping needs the whole gradient's norm before any update, and a network whose gradients
+     * are summed across processes as they become ready (nr_train over MPI) must not change before the sum. */
+    if (o->cfg.kind != NR_OPT_SGD || o->cfg.clip_norm > 0.0f || net->grads_ready) {
+        if (!(st = nr_net_backward(net)))
+            st = nr_opt_step(o, net, lr, NULL);
+    } else {
+        prepare_update(o, net, lr, 1.0f);
+        if (!(st = nr__net_backward(net, o)))
+            st = finish_update(o);
+    }
+    /* A folded step never stores its gradient: none is kept, as after nr_net_zero_grad. */
+    nr_net_zero_grad(net);
+    return st;
 }
 
 nr_status nr_opt_step(nr_optimizer *o, nr_net *net, float lr, double *grad_norm)
 {
-    if (!o || !net)
-        return nr__fail(NR_EINVAL, "nr_opt_step: NULL argument");
-    if (net->n_params != o->n_params)
-        return nr__fail(NR_ESHAPE, "optimizer made for %zu parameters used on a network of %zu", o->n_params,
-                        net->n_params);
+    nr_status st = check_pair(o, net, "nr_opt_step");
+    if (!st)
+        st = check_lr(lr);
     float gscale;
-    nr_status st = check_lr(lr);
     if (!st)
         st = nr__opt_clip(o, net, &gscale, grad_norm);
     return st ? st : nr__opt_update(o, net, lr, gscale);
@@ -356,8 +460,7 @@ nr_status nr_net_train_batch(nr_net *net, nr_optimizer *opt, nr_loss loss, const
         return st;
     if (!isfinite(v))
         return nr__fail(NR_ENUMERIC, "the loss is %g", v);
-    nr_net_zero_grad(net);
-    if ((st = nr_net_backward(net)) || (st = nr_opt_step(opt, net, opt->cfg.lr, NULL)))
+    if ((st = nr_net_backward_step(net, opt, opt->cfg.lr)))
         return st;
     if (loss_value)
         *loss_value = v;

@@ -196,12 +196,36 @@ static nr_status forward_and_loss(nr__trainer *t)
     return NR_OK;
 }
 
-/* Backward, unless the forward pass already went non-finite: then no update may happen. */
+/* The schedule's learning rate for this step. */
+static void set_lr(nr__trainer *t)
+{
+    uint64_t step = (uint64_t)t->epoch * t->batches + t->index;
+    float base = t->cfg.opt.lr > 0 ? t->cfg.opt.lr : nr_opt_get_config(t->opt)->lr;
+    t->lr = nr_lr_at(t->cfg.schedule, base, step, t->total_steps, t->warmup,
+                     (uint64_t)t->cfg.step_epochs * t->batches, t->cfg.gamma);
+}
+
+/* Whether the update can ride along the backward pass (nr_net_backward_step): one pass computes the whole
+ * gradient, nothing sums gradients across shares or processes first, nothing clips them, and no check looks
+ * at the gradient between backward and update. */
+static bool fused_update(const nr__trainer *t)
+{
+    return t->shards == 1 && !t->comm && !t->cfg.check_numerics && nr_opt_get_config(t->opt)->clip_norm <= 0.0f;
+}
+
+/* Backward, unless the forward pass already went non-finite: then no update may happen. With a fused update
+ * this also takes the optimizer step. */
 static nr_status backward(nr__trainer *t)
 {
     char where[200];
     bool bad = !isfinite(t->loss) || (t->cfg.check_numerics && nr__locate_nonfinite(t->net, false, where,
                                                                                       sizeof where));
+    if (!bad && fused_update(t)) {
+        nr_status st = nr_net_backward_step(t->net, t->opt, t->lr);
+        if (st == NR_ENUMERIC && nr__locate_nonfinite(t->net, true, where, sizeof where))
+            st = numeric_failure(t, where);
+        return st;
+    }
     nr_net_zero_grad(t->net);
     if (!bad) {
         nr_net_backward(t->net);
@@ -217,10 +241,8 @@ static nr_status backward(nr__trainer *t)
 /* Clipping and the update, at the schedule's learning rate for this step. */
 static nr_status clip_and_step(nr__trainer *t)
 {
-    uint64_t step = (uint64_t)t->epoch * t->batches + t->index;
-    float base = t->cfg.opt.lr > 0 ? t->cfg.opt.lr : nr_opt_get_config(t->opt)->lr;
-    t->lr = nr_lr_at(t->cfg.schedule, base, step, t->total_steps, t->warmup,
-                     (uint64_t)t->cfg.step_epochs * t->batches, t->cfg.gamma);
+    if (fused_update(t))
+        return NR_OK;  /* taken in backward */
     float gscale;
     nr_status st = nr__opt_clip(t->opt, t->net, &gscale, NULL);
     if (!st)
@@ -297,6 +319,7 @@ static nr_status train_step(nr__trainer *t)
     size_t first = t->index * t->batch;
     t->m = t->n - first < t->batch ? t->n - first : t->batch;
     t->step = (nr__tally){0};
+    set_lr(t);
     for (size_t s = t->first_shard; s < t->first_shard + t->my_shards && !st; s++)
         st = train_share(t, s);
     nr__shared_finish_buckets(t);
