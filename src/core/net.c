@@ -469,7 +469,6 @@ void nr_net_zero_grad(nr_net *net)
         net->grads_stale = true;
 }
 
-
 const float *nr_net_layer_output(const nr_net *net, size_t index)
 {
     if (!net || index >= net->n_layers || net->state == NR__NET_IDLE)

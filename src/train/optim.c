@@ -139,7 +139,6 @@ const nr_opt_config *nr_opt_get_config(const nr_optimizer *o) { return o ? &o->c
 
 /* ---- the update ---- */
 
-
 /* One block of the update. Small enough (a few KB of each stream) that the finite check's pass over g
  * leaves it in L1 for the update: one trip to memory per stream, where a check over the whole range first
  * read g twice. */
