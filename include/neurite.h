@@ -370,7 +370,9 @@ nr_status nr_opt_step(nr_optimizer *opt, nr_net *net, float lr, double *grad_nor
  * that does not look at the gradient. With plain SGD (NR_OPT_SGD, no clipping) each dense layer's weights
  * take their step inside the product that computes their gradient, tile by tile, by the thread that owns
  * those rows: the weight gradient is never stored, one pass over the weights and one wait between threads
- * are saved, and the numbers are the same bit for bit (each tile is rounded as the step rounds). This
+ * are saved, and the numbers are the same bit for bit (each tile is rounded as the step rounds), with one
+ * exception: the folded step does not count values below 1.2e-38 as zero the way nr_opt_step does on x86,
+ * so a weight that small (or a gradient that small where the weight is too) can come out differently. This
  * applies to batches of fewer than 128 samples on the AVX2 and AVX-512 kernels; elsewhere, and for the other
  * optimizers, it makes the three calls. No gradient is kept afterwards (nr_net_grads reads zeros), and a NaN
  * in a folded gradient is not reported here: it reaches the weights and the next loss. Call after

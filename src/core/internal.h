@@ -111,7 +111,7 @@ typedef struct nr_pass {
     /* Backward: the gradient buffer holds stale values; write each parameter gradient (beta 0) instead of
      * adding to it. Every layer with parameters must honour this for all of its trainable tensors. */
     bool overwrite;
-    /* Backward with the optimizer step fused in (nr_net_backward_step), else NULL: see nr__pass_step_hook. */
+    /* Backward with the optimizer step fused in (nr_net_backward_step), else NULL: see nr__pass_sgd_target. */
     nr_optimizer *fused_step;
 } nr_pass;
 
