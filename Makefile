@@ -109,7 +109,8 @@ examples: $(EX_BIN)
 CONFIG_STAMP := $(BUILD)/.config
 CONFIG_NOW   := $(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(MPI_CFLAGS) | $(LDFLAGS) $(LDLIBS)
 ifeq (,$(filter clean,$(MAKECMDGOALS)))
-$(shell mkdir -p $(BUILD) && printf '%s\n' '$(CONFIG_NOW)' > $(CONFIG_STAMP).new && \
+SQ := '
+$(shell mkdir -p $(BUILD) && printf '%s\n' '$(subst $(SQ),$(SQ)\$(SQ)$(SQ),$(CONFIG_NOW))' > $(CONFIG_STAMP).new && \
         { cmp -s $(CONFIG_STAMP).new $(CONFIG_STAMP) && rm -f $(CONFIG_STAMP).new || mv $(CONFIG_STAMP).new $(CONFIG_STAMP); })
 endif
 
