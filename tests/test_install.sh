@@ -54,4 +54,16 @@ if [ -r "$DIGITS/train-images-idx3-ubyte" ]; then
 else
     echo "$NAME: note: the digits are not fetched ($DIGITS); --data mnist from another folder not checked"
 fi
+
+# The build follows its configuration: an object compiled with other flags, or before an optional library
+# was installed, is rebuilt rather than linked stale (build/.config).
+CB=$TMP/confbuild
+OBJ=$CB/src/core/error.o
+if make --no-print-directory BUILD="$CB" "$OBJ" >"$TMP/conf.log" 2>&1 && make -q --no-print-directory BUILD="$CB" "$OBJ"
+then ok; else bad "an object just built is not up to date: $(tail -3 "$TMP/conf.log")"; fi
+make -q --no-print-directory BUILD="$CB" CFLAGS=-DNR_CONFIG_PROBE "$OBJ"
+[ $? -eq 1 ] && ok || bad "an object compiled with other flags counts as up to date"
+make --no-print-directory BUILD="$CB" CFLAGS=-DNR_CONFIG_PROBE "$OBJ" >"$TMP/conf2.log" 2>&1 &&
+    make -q --no-print-directory BUILD="$CB" CFLAGS=-DNR_CONFIG_PROBE "$OBJ" && ok ||
+    bad "rebuilt with the new flags, the object is still out of date: $(tail -3 "$TMP/conf2.log")"
 report
