@@ -32,6 +32,7 @@ typedef struct step_job {
     float *s0, *s1;
     float lr, decay, gscale;
     float bc1, bc2;  /* Adam's bias corrections 1 - beta^t */
+    bool taken;      /* a product has already taken this step (nr__pass_sgd_taken) */
 } step_job;
 
 struct nr_optimizer {
@@ -45,7 +46,6 @@ struct nr_optimizer {
     double *partials;    /* per-block sums of squares for the gradient norm, in a fixed order */
     size_t n_blocks;
     step_job *jobs;         /* the current update of each span */
-    bool *claimed;          /* span whose step a product took (nr__pass_sgd_taken) */
 };
 
 static nr_status check_config(nr_opt_config *c)
@@ -95,8 +95,7 @@ nr_optimizer *nr_opt_new(const nr_net *net, const nr_opt_config *config)
     o->n_blocks = (net->n_params + NORM_BLOCK - 1) / NORM_BLOCK;
     o->partials = calloc(o->n_blocks + 1, sizeof *o->partials);
     o->jobs = calloc(net->n_tensors + 1, sizeof *o->jobs);
-    o->claimed = calloc(net->n_tensors + 1, sizeof *o->claimed);
-    bool ok = o->spans && o->partials && o->jobs && o->claimed;
+    bool ok = o->spans && o->partials && o->jobs;
     for (size_t i = 0; ok && i < o->n_state; i++)
         ok = (o->state[i] = nr__floats(net->n_params)) != NULL;
     if (!ok) {
@@ -122,7 +121,6 @@ void nr_opt_free(nr_optimizer *o)
     free(o->spans);
     free(o->partials);
     free(o->jobs);
-    free(o->claimed);
     free(o);
 }
 
@@ -318,7 +316,7 @@ static void prepare_update(nr_optimizer *o, nr_net *net, float lr, float gscale)
         j->gscale = gscale;
         j->bc1 = bc1;
         j->bc2 = bc2;
-        o->claimed[s] = false;
+        j->taken = false;
     }
 }
 
@@ -327,7 +325,7 @@ static nr_status finish_update(nr_optimizer *o)
 {
     bool nonfinite = false;
     for (size_t s = 0; s < o->n_spans; s++) {
-        if (!o->claimed[s])
+        if (!o->jobs[s].taken)
             nr__parallel_for(o->spans[s].rows, span_grain(&o->spans[s]), step_range, &o->jobs[s]);
         nonfinite |= atomic_load(&o->jobs[s].nonfinite) != 0;
     }
@@ -352,7 +350,7 @@ static step_job *fused_span(const nr_pass *pass, size_t offset, size_t *index)
     if (!o || !pass->overwrite)
         return NULL;
     for (size_t s = 0; s < o->n_spans; s++)
-        if (o->spans[s].offset == offset && !o->claimed[s]) {
+        if (o->spans[s].offset == offset && !o->jobs[s].taken) {
             *index = s;
             return &o->jobs[s];
         }
@@ -363,7 +361,7 @@ float *nr__pass_sgd_target(const nr_pass *pass, size_t offset, size_t rows, floa
 {
     size_t s;
     const step_job *j = fused_span(pass, offset, &s);
-    if (!j || j->o->cfg.kind != NR_OPT_SGD || j->gscale != 1.0f || j->o->spans[s].rows != rows)
+    if (!j || j->o->cfg.kind != NR_OPT_SGD || j->o->spans[s].rows != rows)
         return NULL;
     *lr = j->lr;
     *decay = j->decay;
@@ -373,8 +371,9 @@ float *nr__pass_sgd_target(const nr_pass *pass, size_t offset, size_t rows, floa
 void nr__pass_sgd_taken(const nr_pass *pass, size_t offset)
 {
     size_t s;
-    if (fused_span(pass, offset, &s))
-        pass->fused_step->claimed[s] = true;
+    step_job *j = fused_span(pass, offset, &s);
+    if (j)
+        j->taken = true;
 }
 
 /* Checks shared by nr_opt_step and nr_net_backward_step. */
