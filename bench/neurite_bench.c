@@ -11,7 +11,8 @@
  *       Loads the test set, scales the first N images (10 000) to floats in [0, 1] once, and times R passes
  *       of nr_net_forward (inference mode, logits) over them in batches of B, after one untimed pass. With
  *       --model, a saved model (float or int8, `neurite quantize`) instead of random weights of SPEC; with
- *       --save FILE, the network it times is saved there too (for the other tools to run the same one).
+ *       --save FILE, the network it times is saved there too (for the other tools to run the same one). With
+ *       --prepack 1 (the default) nr_net_prepack is on: batches of one read dense weights from column panels.
  *
  * Prints one machine-readable line that bench/bench.py reads:
  *   RESULT {"mode": "epoch", "times": [s, ...], "loss": ..., "accuracy": ..., "threads": T, "kernel": "..."}
@@ -28,7 +29,7 @@ enum { MAX_REPEATS = 100, MAX_PARTS = 10 };
 
 typedef struct options {
     const char *mode, *layers, *data, *model, *save;
-    int threads, repeats, parts;
+    int threads, repeats, parts, prepack;
     size_t batch, count, limit;
 } options;
 
@@ -46,7 +47,7 @@ static int usage(const char *why)
             "usage: neurite_bench epoch --layers SPEC [--threads T] [--repeats R] [--parts P] [--data DIR] "
             "[--limit N]\n"
             "       neurite_bench infer --layers SPEC|--model FILE [--threads T] [--repeats R] [--batch B] "
-            "[--count N] [--data DIR] [--save FILE]\n",
+            "[--count N] [--data DIR] [--save FILE] [--prepack 0|1]\n",
             why);
     return 2;
 }
@@ -61,7 +62,8 @@ static long long parse_count(const char *text, long long lo, long long hi)
 
 static int parse(int argc, char **argv, options *o)
 {
-    *o = (options){.data = DEFAULT_DATA, .threads = 1, .repeats = 3, .parts = 1, .batch = 256, .count = 10000};
+    *o = (options){.data = DEFAULT_DATA, .threads = 1, .repeats = 3, .parts = 1, .batch = 256, .count = 10000,
+                   .prepack = 1};
     if (argc < 2)
         return usage("no mode given");
     o->mode = argv[1];
@@ -102,6 +104,8 @@ static int parse(int argc, char **argv, options *o)
             o->count = (size_t)v;
         else if (strcmp(name, "--limit") == 0)
             o->limit = (size_t)v;
+        else if (strcmp(name, "--prepack") == 0 && v <= 1)
+            o->prepack = (int)v;
         else
             return usage("unknown option or value out of range");
     }
@@ -255,6 +259,12 @@ static int run_inference(const options *o)
         nr_data_free(test);
         return fail(o->save, st);
     }
+    if ((st = nr_net_prepack(net, o->prepack))) {
+        free(x);
+        nr_net_free(net);
+        nr_data_free(test);
+        return fail("nr_net_prepack", st);
+    }
     for (size_t i = 0; i < count; i++) {
         float *row = x + i * in;
         nr_data_sample(test, i, row);
@@ -282,9 +292,9 @@ static int run_inference(const options *o)
     print_times(times, o->repeats);
     int int8 = nr_net_quantization(net, NULL);
     printf(", \"images\": %zu, \"batch\": %zu, \"checksum\": %.6g, \"threads\": %d, \"kernel\": \"%s\", "
-           "\"params\": %zu, \"layers\": %zu}\n",
+           "\"params\": %zu, \"layers\": %zu, \"prepack\": %d}\n",
            count, o->batch, checksum, nr_threads(), int8 ? nr_qgemm_backend() : nr_gemm_backend(),
-           nr_net_param_count(net), nr_net_layer_count(net));
+           nr_net_param_count(net), nr_net_layer_count(net), o->prepack);
     free(x);
     nr_net_free(net);
     nr_data_free(test);

@@ -1,5 +1,6 @@
 /* test_gemm.c - every matrix kernel against a double-precision reference, for all four transpose cases,
  * odd shapes, strided rows, alpha and beta; the threads' splits (nr__split) against one thread, bit for bit;
+ * the SGD step folded into a product and one-row products from packed panels against the ways they replace;
  * and the seam's argument checks. */
 #include "check.h"
 #include "core/internal.h"
@@ -156,17 +157,24 @@ static void splits(const char *name)
           lecture - before, nr__gemm_ksplits() - lecture);
 }
 
+/* Selects backend `name` (false if this CPU lacks it) and seeds r; *tiles: whether it has tiled kernels. */
+static bool use_backend(const char *name, nr_rng *r, uint64_t seed, bool *tiles)
+{
+    nr_rng_seed(r, seed);
+    *tiles = strcmp(name, "avx2") == 0 || strcmp(name, "avx512") == 0;
+    return nr_set_gemm_backend(name) == NR_OK;
+}
+
 /* The SGD step folded into a weight gradient's product (nr__gemm_sgd_step) against the product written out
  * and then the step in float, as the optimizer takes it: the same bits, at 1 and 2 threads, for wide, narrow
  * (stored transposed) and one-row gradients, every transpose case, with and without weight decay. Products
  * of more than one k block, and backends without tiles, must decline and leave the weights alone. */
 static void sgd_folds(const char *name)
 {
-    if (nr_set_gemm_backend(name) != NR_OK)
-        return;
-    bool tiles = strcmp(name, "avx2") == 0 || strcmp(name, "avx512") == 0;
+    bool tiles;
     nr_rng r;
-    nr_rng_seed(&r, 9);
+    if (!use_backend(name, &r, 9, &tiles))
+        return;
     const size_t shapes[][3] = {{1000, 100, 64}, {100, 10, 64}, {784, 256, 1}, {33, 257, 17},
                                 {40, 12, 100},   {1, 300, 127}, {5, 3, 2},     {64, 100, 128}};
     int cases = 0, right = 0;
@@ -208,14 +216,79 @@ static void sgd_folds(const char *name)
           cases);
 }
 
+/* One-row products from B prepacked in column panels (nr__gemm_row_packed, for nr_net_prepack) against the
+ * same product from B in place (nr__gemm): the same bits at 1 and 2 threads, for rows narrower than a tile,
+ * one tile, and several (evenly and unevenly many panels), one to three k blocks, every beta. A backend
+ * without tiles packs nothing, and a width that is not the backend's is declined, C untouched. */
+static void packed_rows(const char *name)
+{
+    bool tiles;
+    nr_rng r;
+    if (!use_backend(name, &r, 11, &tiles))
+        return;
+    const size_t ns[] = {5, 16, 256, 257, 300, 512, 768, 1000}, ks[] = {1, 7, 128, 784, 1100};
+    const float betas[] = {0.0f, 1.0f, 0.5f};
+    int cases = 0, right = 0, packed = 0;
+    for (int threads = 1; threads <= 2; threads++)
+        for (size_t in = 0; in < sizeof ns / sizeof ns[0]; in++)
+            for (size_t ik = 0; ik < sizeof ks / sizeof ks[0]; ik++) {
+                size_t n = ns[in], k = ks[ik], ldb = n + 3, width = nr__gemm_panel_width(n);
+                float alpha = ik % 2 ? -0.75f : 1.0f, beta = betas[(in + ik) % 3];
+                float *a = malloc(k * sizeof *a), *b = malloc(k * ldb * sizeof *b);
+                float *c1 = malloc(n * sizeof *c1), *c2 = malloc(n * sizeof *c2);
+                fill(&r, a, k);
+                fill(&r, b, k * ldb);
+                fill(&r, c1, n);
+                memcpy(c2, c1, n * sizeof *c1);
+                nr_set_threads(threads);
+                nr__gemm(NR_NO_TRANS, NR_NO_TRANS, 1, n, k, alpha, a, k, b, ldb, beta, c1, n);
+                bool ok = tiles ? width < n || width == 0 : width == 0;
+                if (width) {
+                    size_t panels = (n + width - 1) / width;
+                    float *p = malloc(panels * width * k * sizeof *p);
+                    for (size_t i = 0; i < panels * width * k; i++)
+                        p[i] = NAN; /* the rows' unused tails must be written (zeros), not left */
+                    nr__gemm_pack_panels(k, n, b, ldb, width, p);
+                    for (size_t i = 0; i < panels * width * k; i++)
+                        ok &= !isnan(p[i]);
+                    size_t row = k > 1 ? 1 : 0; /* panel 1 starts at column `width` of B */
+                    ok &= p[width * k + row * width] == b[row * ldb + width];
+                    ok &= nr__gemm_row_packed(n, k, alpha, a, p, width, beta, c2);
+                    ok &= memcmp(c1, c2, n * sizeof *c1) == 0;
+                    float *c3 = malloc(n * sizeof *c3);
+                    memcpy(c3, c1, n * sizeof *c1);
+                    ok &= !nr__gemm_row_packed(n, k, alpha, a, p, width + 8, beta, c3);
+                    ok &= memcmp(c1, c3, n * sizeof *c1) == 0;
+                    free(c3);
+                    free(p);
+                    packed++;
+                } else {
+                    ok &= !nr__gemm_row_packed(n, k, alpha, a, b, 256, beta, c2);
+                    ok &= !nr__gemm_row_packed(n, k, alpha, a, b, 0, beta, c2);
+                }
+                right += ok;
+                cases++;
+                free(a);
+                free(b);
+                free(c1);
+                free(c2);
+            }
+    CHECK(right == cases, "%s: %d of %d one-row products from packed panels equal the product in place", name, right,
+          cases);
+    CHECK(!tiles || packed >= 50, "%s: %d of %d one-row products were packed (a tiled backend packs rows wider than "
+          "a tile)", name, packed, cases);
+}
+
 int main(void)
 {
     const char *split_backends[] = {"avx2", "avx512"};
     for (size_t i = 0; i < 2; i++)
         splits(split_backends[i]);
     const char *fold_backends[] = {"portable", "avx2", "avx512", "blas"};
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < 4; i++) {
         sgd_folds(fold_backends[i]);
+        packed_rows(fold_backends[i]);
+    }
     nr_set_threads(2);
     const char *names[] = {"portable", "avx2", "avx512", "blas"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)

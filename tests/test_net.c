@@ -1,5 +1,6 @@
 /* test_net.c - building networks: the API's error paths, the layer-list parser, the parameter table, the
- * memory plan (no allocation in a training step) and results that do not depend on the thread count. */
+ * memory plan (no allocation in a training step), results that do not depend on the thread count, and
+ * prepacked weights for one-sample inference (nr_net_prepack). */
 #include "check.h"
 #include "neurite.h"
 
@@ -233,6 +234,125 @@ static void no_allocation_in_step(void)
     nr_net_free(net);
 }
 
+/* Whether nets a and b give the same bits for each of `count` samples run one at a time. */
+static bool same_one_by_one(nr_net *a, nr_net *b, const float *x, size_t count)
+{
+    size_t in = nr_net_input_size(a), out = nr_net_output_size(a);
+    bool same = true;
+    for (size_t i = 0; i < count; i++) {
+        const float *ya, *yb;
+        if (nr_net_forward(a, x + i * in, 1, 0, &ya) || nr_net_forward(b, x + i * in, 1, 0, &yb))
+            return false;
+        same &= memcmp(ya, yb, out * sizeof *ya) == 0;
+    }
+    return same;
+}
+
+/* nr_net_prepack: one sample at a time from the packed copies gives the bits of the weights read in place,
+ * at 1 and 2 threads; the copies are really what is read (a write through a pointer taken before the last
+ * pass is not seen until nr_net_params is called again); and every library call that changes the weights
+ * leaves the copies stale, so that a prepacked twin trained alongside a plain one keeps giving its bits. */
+static void prepack(void)
+{
+    nr_set_gemm_backend("auto");
+    nr_net *a = nr_net_new(40), *b = nr_net_new(40);
+    CHECK_OK(nr_net_add_spec(a, "600-relu-300-relu-10", NR_ACT_IDENTITY));
+    CHECK_OK(nr_net_add_spec(b, "600-relu-300-relu-10", NR_ACT_IDENTITY));
+    nr_rng r;
+    nr_rng_seed(&r, 5);
+    nr_net_init(a, NR_INIT_AUTO, &r);
+    nr_rng_seed(&r, 5);
+    nr_net_init(b, NR_INIT_AUTO, &r);
+    enum { N = 16 };
+    float x[N * 40];
+    int32_t labels[N];
+    for (size_t i = 0; i < N * 40; i++)
+        x[i] = (float)nr_rng_normal(&r);
+    for (int i = 0; i < N; i++)
+        labels[i] = i % 10;
+    CHECK_ERR(nr_net_prepack(NULL, 1), NR_EINVAL);
+    CHECK_OK(nr_net_prepack(a, 1));
+    for (int t = 1; t <= 2; t++) {
+        nr_set_threads(t);
+        CHECK(same_one_by_one(a, b, x, 4), "prepacked: one sample at a time the same bits at %d thread(s)", t);
+    }
+    /* The copies are read: a write through an old pointer is not seen, until nr_net_params is called. */
+    float *wa = nr_net_params(a), *wb = nr_net_params(b);
+    const float *y;
+    float before[10], stale[10];
+    CHECK_OK(nr_net_forward(a, x, 1, 0, &y));
+    memcpy(before, y, sizeof before);
+    for (size_t j = 0; j < 600; j++) {
+        wa[j] += 0.5f; /* row 0 of the first layer's weights */
+        wb[j] += 0.5f;
+    }
+    CHECK_OK(nr_net_forward(a, x, 1, 0, &y));
+    memcpy(stale, y, sizeof stale);
+    CHECK(memcmp(before, stale, sizeof stale) == 0, "prepacked: a write through an old pointer is not seen");
+    nr_net_params(a);
+    CHECK_OK(nr_net_forward(a, x, 1, 0, &y));
+    CHECK(memcmp(before, y, sizeof before) != 0 && same_one_by_one(a, b, x, 4),
+          "prepacked: after nr_net_params the write is seen");
+    /* Every way the library changes weights. */
+    nr_optimizer *oa = nr_opt_new(a, &(nr_opt_config){.kind = NR_OPT_SGD, .lr = 0.05f});
+    nr_optimizer *ob = nr_opt_new(b, &(nr_opt_config){.kind = NR_OPT_SGD, .lr = 0.05f});
+    CHECK_OK(nr_net_train_batch(a, oa, NR_LOSS_XENT, x, NULL, labels, N, NULL));
+    CHECK_OK(nr_net_train_batch(b, ob, NR_LOSS_XENT, x, NULL, labels, N, NULL));
+    CHECK(same_one_by_one(a, b, x, 4), "prepacked: the copies follow an SGD training step");
+    nr_opt_free(oa);
+    nr_opt_free(ob);
+    oa = nr_opt_new(a, &(nr_opt_config){.kind = NR_OPT_ADAM, .lr = 0.01f});
+    ob = nr_opt_new(b, &(nr_opt_config){.kind = NR_OPT_ADAM, .lr = 0.01f});
+    CHECK_OK(nr_net_train_batch(a, oa, NR_LOSS_XENT, x, NULL, labels, N, NULL));
+    CHECK_OK(nr_net_train_batch(b, ob, NR_LOSS_XENT, x, NULL, labels, N, NULL));
+    CHECK(same_one_by_one(a, b, x, 4), "prepacked: the copies follow an Adam training step");
+    nr_net *nets[2] = {a, b};
+    nr_optimizer *opts[2] = {oa, ob};
+    for (int k = 0; k < 2; k++) {
+        nr_net_zero_grad(nets[k]);
+        CHECK_OK(nr_net_forward(nets[k], x, N, 1, NULL));
+        CHECK_OK(nr_net_loss(nets[k], NR_LOSS_XENT, NULL, labels, NULL));
+        CHECK_OK(nr_net_backward(nets[k]));
+    }
+    CHECK(same_one_by_one(a, b, x, 1), "prepacked: inference between backward and the step"); /* copies made */
+    CHECK_OK(nr_opt_step(oa, a, 0.01f, NULL));
+    CHECK_OK(nr_opt_step(ob, b, 0.01f, NULL));
+    CHECK(same_one_by_one(a, b, x, 4), "prepacked: the copies follow nr_opt_step");
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(nr_net_forward(nets[k], x, N, 1, NULL));
+        CHECK_OK(nr_net_loss(nets[k], NR_LOSS_XENT, NULL, labels, NULL));
+        CHECK_OK(nr_net_backward_step(nets[k], opts[k], 0.01f));
+    }
+    CHECK(same_one_by_one(a, b, x, 4), "prepacked: the copies follow nr_net_backward_step");
+    nr_rng_seed(&r, 6);
+    nr_net_init(a, NR_INIT_AUTO, &r);
+    nr_rng_seed(&r, 6);
+    nr_net_init(b, NR_INIT_AUTO, &r);
+    CHECK(same_one_by_one(a, b, x, 4), "prepacked: the copies follow nr_net_init");
+    /* Copies made by one backend are declined by another: the weights are read in place. */
+    if (nr_set_gemm_backend("avx2") == NR_OK)
+        CHECK(same_one_by_one(a, b, x, 4), "prepacked: copies made for avx512 under avx2");
+    nr_set_gemm_backend("auto");
+    /* No allocation once the copies exist: remaking them reuses their memory. */
+    struct mallinfo2 m0 = mallinfo2();
+    for (int s = 0; s < 3; s++) {
+        CHECK_OK(nr_net_train_batch(a, oa, NR_LOSS_XENT, x, NULL, labels, N, NULL));
+        CHECK_OK(nr_net_train_batch(b, ob, NR_LOSS_XENT, x, NULL, labels, N, NULL));
+        CHECK_OK(nr_net_forward(a, x, 1, 0, NULL));
+    }
+    struct mallinfo2 m1 = mallinfo2();
+    CHECK(m0.uordblks == m1.uordblks && m0.hblkhd == m1.hblkhd, "prepacked: remaking the copies allocates nothing");
+    CHECK(same_one_by_one(a, b, x, 4), "prepacked: the copies follow training after inference");
+    CHECK_OK(nr_net_prepack(a, 0));
+    CHECK_OK(nr_net_train_batch(a, oa, NR_LOSS_XENT, x, NULL, labels, N, NULL));
+    CHECK_OK(nr_net_train_batch(b, ob, NR_LOSS_XENT, x, NULL, labels, N, NULL));
+    CHECK(same_one_by_one(a, b, x, 4), "prepacking off: the weights in place");
+    nr_opt_free(oa);
+    nr_opt_free(ob);
+    nr_net_free(a);
+    nr_net_free(b);
+}
+
 int main(void)
 {
     errors();
@@ -240,5 +360,6 @@ int main(void)
     determinism();
     accumulation();
     no_allocation_in_step();
+    prepack();
     return check_report("test_net");
 }

@@ -88,6 +88,23 @@ bool nr__gemm_sgd_step(nr__split split, nr_trans ta, nr_trans tb, size_t m, size
 /* How many products have run split along k so far (for tests: the split must not be silently skipped). */
 size_t nr__gemm_ksplits(void);
 
+/* Weights laid out for one-row products (batch-1 inference, nr_net_prepack). A row of C that is wider than
+ * one register tile is computed tile by tile, each pass reading a stretch of every row of B; with B stored
+ * row-major those stretches are scattered (MLP-512's first layer: 1 KB of every 2 KB row per pass) and the
+ * hardware prefetchers lose a fifth of the rate they reach on contiguous memory. Packed, each pass reads one
+ * contiguous panel of k x width floats.
+ * nr__gemm_panel_width: the panel width (floats) the active backend's one-row tile uses for rows of n
+ * columns, or 0 when packing gains nothing (n fits one tile, or the backend has no tiles).
+ * nr__gemm_pack_panels: B (k x n, row stride ldb) into dst, ceil(n / width) panels of k x width floats, each
+ * row's unused tail zero.
+ * nr__gemm_row_packed: c (1 x n) = alpha a (1 x k) B + beta c from the packed B, the same bits as nr__gemm;
+ * false (nothing done) if `width` is not the active backend's panel width for n (the backend changed since
+ * packing), and the caller then multiplies by B in place. */
+size_t nr__gemm_panel_width(size_t n);
+void nr__gemm_pack_panels(size_t k, size_t n, const float *b, size_t ldb, size_t width, float *dst);
+bool nr__gemm_row_packed(size_t n, size_t k, float alpha, const float *a, const float *packed, size_t width,
+                         float beta, float *c);
+
 /* ---- checksums (crc32.c) ---- */
 
 /* Continues a CRC-32 (start with 0) over len bytes; crc32("123456789") = 0xcbf43926. */
@@ -163,6 +180,8 @@ struct nr_layer {
     size_t tensor_offset[NR_LAYER_TENSORS];  /* into the flat buffers */
     size_t param_count;
     float *scratch;  /* planned by the network for its batch capacity */
+    const float *packed;  /* nr_net_prepack: W in column panels of packed_width floats, or NULL */
+    size_t packed_width;
 };
 
 /* The layer kinds. */

@@ -64,6 +64,7 @@ void nr_net_free(nr_net *net)
     free(net->target_scale);
     nr__free(net->predict_buf);
     nr__qnet_free(net->q);
+    nr__free(net->pack_buf);
     free(net);
 }
 
@@ -115,6 +116,7 @@ nr_status nr__net_reserve(nr_net *net, size_t total)
     }
     nr__free(net->params);
     nr__free(net->grads);
+    nr__net_weights_changed(net);
     net->params = params;
     net->grads = grads;
     net->param_cap = total;
@@ -174,6 +176,7 @@ nr_status nr__net_append(nr_net *net, const nr_layer *proto)
     }
     net->n_params = total;
     net->layers[net->n_layers++] = l;
+    nr__net_weights_changed(net);
     free_plan(net);
     return NR_OK;
 }
@@ -216,6 +219,7 @@ nr_status nr_net_init(nr_net *net, nr_init init, nr_rng *rng)
         return nr__fail(NR_EINVAL, "nr_net_init: NULL argument");
     if (init < NR_INIT_AUTO || init > NR_INIT_HE_NORMAL)
         return nr__fail(NR_EINVAL, "unknown initialiser %d", (int)init);
+    nr__net_weights_changed(net);
     if (net->n_params)
         memset(net->params, 0, net->n_params * sizeof(float));
     for (size_t i = 0; i < net->n_layers; i++) {
@@ -241,7 +245,73 @@ size_t nr_net_output_size(const nr_net *net)
 }
 size_t nr_net_layer_count(const nr_net *net) { return net ? net->n_layers : 0; }
 size_t nr_net_param_count(const nr_net *net) { return net ? net->n_params : 0; }
-float *nr_net_params(nr_net *net) { return net ? net->params : NULL; }
+float *nr_net_params(nr_net *net)
+{
+    /* The caller may write through the pointer: prepacked copies are remade at the next inference pass. */
+    nr__net_weights_changed(net);
+    return net ? net->params : NULL;
+}
+
+void nr__net_weights_changed(nr_net *net)
+{
+    if (!net || !net->packs_valid)
+        return;
+    net->packs_valid = false;
+    for (size_t i = 0; i < net->n_layers; i++)
+        net->layers[i].packed = NULL;
+}
+
+/* The panel width for dense layer l's weights, 0 if it is not packed (nr__gemm_panel_width). */
+static size_t pack_width(const nr_layer *l) { return l->ops == &nr__dense_ops ? nr__gemm_panel_width(l->out_size) : 0; }
+
+static nr_status make_packs(nr_net *net)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < net->n_layers; i++) {
+        const nr_layer *l = &net->layers[i];
+        size_t width = pack_width(l);
+        if (width)
+            total += (l->out_size + width - 1) / width * width * l->in_size;
+    }
+    if (total > net->pack_cap) {
+        nr__free(net->pack_buf);
+        net->pack_cap = 0;
+        if (!(net->pack_buf = nr__floats(total)))
+            return NR_ENOMEM;
+        net->pack_cap = total;
+    }
+    float *dst = net->pack_buf;
+    for (size_t i = 0; i < net->n_layers; i++) {
+        nr_layer *l = &net->layers[i];
+        size_t width = pack_width(l);
+        if (!width)
+            continue;
+        nr__gemm_pack_panels(l->in_size, l->out_size, net->params + l->tensor_offset[0], l->out_size, width, dst);
+        l->packed = dst;
+        l->packed_width = width;
+        dst += (l->out_size + width - 1) / width * width * l->in_size;
+    }
+    net->packs_valid = true;
+    return NR_OK;
+}
+
+nr_status nr_net_prepack(nr_net *net, int on)
+{
+    if (!net)
+        return nr__fail(NR_EINVAL, "nr_net_prepack: NULL network");
+    nr__net_weights_changed(net);
+    net->prepack = on != 0 && !net->q;
+    if (!net->prepack) {
+        nr__free(net->pack_buf);
+        net->pack_buf = NULL;
+        net->pack_cap = 0;
+        return NR_OK;
+    }
+    nr_status st = make_packs(net);
+    if (st)
+        net->prepack = false;
+    return st;
+}
 void nr__net_settle_grads(nr_net *net)
 {
     if (net->grads_stale && net->n_params)
@@ -403,6 +473,10 @@ nr_status nr_net_forward(nr_net *net, const float *x, size_t n, int training, co
                                    "original");
     if (net->q)
         return nr__qnet_forward(net, x, n, out);
+    if (training)
+        nr__net_weights_changed(net); /* a training pass comes before a step (and batch norm's statistics) */
+    else if (net->prepack && !net->packs_valid)
+        make_packs(net); /* without memory, the weights are read in place */
     nr_pass pass = {net->params, net->grads, training != 0, &net->rng, false, NULL};
     const float *src = x;
     net->input = training ? x : NULL;
@@ -448,6 +522,8 @@ nr_status nr__net_backward(nr_net *net, nr_optimizer *fused_step)
      * without a pass over the whole gradient buffer first. */
     nr_pass pass = {net->params, net->grads, 1, &net->rng, net->grads_stale, fused_step};
     net->grads_stale = false;
+    if (fused_step)
+        nr__net_weights_changed(net);
     size_t n = net->batch;
     for (size_t i = net->n_layers; i-- > 0;) {
         nr_layer *l = &net->layers[i];

@@ -98,6 +98,11 @@ struct nr_net {
     void *grads_ready_ctx;
     /* The int8 form (quant/quant.h), when the network is quantized: then it runs inference only, in integers. */
     struct nr__qnet *q;
+    /* nr_net_prepack: copies of dense weights laid out for one-row products (nr__gemm_pack_panels), each
+     * layer's in layers[i].packed; packs_valid is cleared whenever the weights may have changed. */
+    bool prepack, packs_valid;
+    float *pack_buf;
+    size_t pack_cap;  /* floats in pack_buf: kept, so that remaking the copies allocates nothing */
 };
 
 enum { nr__act_count = NR_ACT_SOFTMAX + 1 };
@@ -106,5 +111,7 @@ nr_status nr__net_check_batch(const nr_net *net, const void *x, size_t n);
 
 /* Makes a pending nr_net_zero_grad real (zeroes the buffer), for readers of the gradients outside backward. */
 void nr__net_settle_grads(nr_net *net);
+/* Every function that changes parameters calls this: the inference copies of nr_net_prepack are stale. */
+void nr__net_weights_changed(nr_net *net);
 
 #endif

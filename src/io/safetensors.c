@@ -640,8 +640,10 @@ nr_status nr_safetensors_import(nr_net *net, const char *path)
         memcpy(params, net->params, net->n_params * sizeof *params);
         st = match(&r, list, entries(net, list), file + 8 + header, len - 8 - (size_t)header, params);
     }
-    if (!st)
+    if (!st) {
+        nr__net_weights_changed(net);
         memcpy(net->params, params, net->n_params * sizeof *params);
+    }
     free(r.tensors);
     free(params);
     free(list);

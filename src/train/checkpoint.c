@@ -211,6 +211,7 @@ static bool same_architecture(const nr_net *a, const nr_net *b)
 /* The weights, and the scaling and head they were trained with, from the checkpoint's network. */
 static void take_model(nr_net *net, nr_net *saved)
 {
+    nr__net_weights_changed(net);
     memcpy(net->params, saved->params, net->n_params * sizeof(float));
     if (saved->scaling.kind) {
         nr__scaling tmp = net->scaling;

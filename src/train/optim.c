@@ -339,6 +339,7 @@ nr_status nr__opt_update(nr_optimizer *o, nr_net *net, float lr, float gscale)
     nr_status st = check_lr(lr);
     if (st)
         return st;
+    nr__net_weights_changed(net);
     prepare_update(o, net, lr, gscale);
     return finish_update(o);
 }

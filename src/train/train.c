@@ -419,6 +419,7 @@ static nr_status finish(nr__trainer *t)
             res->best_val_loss = t->run.best_val;
         return NR_OK;
     }
+    nr__net_weights_changed(t->net);
     memcpy(t->net->params, t->run.best, t->net->n_params * sizeof(float));
     res->best_epoch = (size_t)t->run.best_epoch;
     res->best_val_loss = t->run.best_val;
