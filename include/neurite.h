@@ -309,7 +309,8 @@ nr_status nr_net_forward(nr_net *net, const float *x, size_t n, int training, co
  * nr_net_init, loading a checkpoint or safetensors, and every call of nr_net_params (which hands out a
  * writable pointer) mark them stale, and the next inference pass makes them again. What they cannot follow
  * are writes through a pointer taken from nr_net_params before the last forward pass: call nr_net_params
- * again after such writes. That is why it is off by default. */
+ * again after such writes. That is why it is off by default. A quantized network (nr_net_quantize) keeps its
+ * own int8 layout: the call does nothing there. */
 nr_status nr_net_prepack(nr_net *net, int on);
 
 typedef enum nr_loss {

@@ -256,8 +256,8 @@ static void prepack(void)
 {
     nr_set_gemm_backend("auto");
     nr_net *a = nr_net_new(40), *b = nr_net_new(40);
-    CHECK_OK(nr_net_add_spec(a, "600-relu-300-relu-10", NR_ACT_IDENTITY));
-    CHECK_OK(nr_net_add_spec(b, "600-relu-300-relu-10", NR_ACT_IDENTITY));
+    CHECK_OK(nr_net_add_spec(a, "600-relu-256-relu-10", NR_ACT_IDENTITY));
+    CHECK_OK(nr_net_add_spec(b, "600-relu-256-relu-10", NR_ACT_IDENTITY));
     nr_rng r;
     nr_rng_seed(&r, 5);
     nr_net_init(a, NR_INIT_AUTO, &r);

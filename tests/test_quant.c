@@ -260,6 +260,8 @@ static void test_network(const char *input, const char *spec, double tolerance)
     }
     nr_set_qgemm_backend("auto");
     CHECK(same_outputs(q, x, 1, ref), "%s: a batch of one gives other bits", spec);
+    CHECK_OK(nr_net_prepack(q, 1)); /* int8 keeps its own layout: nothing changes */
+    CHECK(same_outputs(q, x, 1, ref), "%s: prepacked, a batch of one gives other bits", spec);
     char path[64];
     snprintf(path, sizeof path, "/tmp/neurite-test-quant-%d.nrm", (int)getpid());
     CHECK_OK(nr_model_save(q, path));

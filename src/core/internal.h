@@ -93,17 +93,19 @@ size_t nr__gemm_ksplits(void);
  * row-major those stretches are scattered (MLP-512's first layer: 1 KB of every 2 KB row per pass) and the
  * hardware prefetchers lose a fifth of the rate they reach on contiguous memory. Packed, each pass reads one
  * contiguous panel of k x width floats.
- * nr__gemm_panel_width: the panel width (floats) the active backend's one-row tile uses for rows of n
- * columns, or 0 when packing gains nothing (n fits one tile, or the backend has no tiles).
+ * nr__gemm_panel_width: the panel width (floats) for rows of n columns under the active backend and thread
+ * count: its one-row tile's, or a thread's share of a row that fits one tile; 0 when packing gains nothing
+ * (the backend has no tiles, or one thread and n fits one tile).
  * nr__gemm_pack_panels: B (k x n, row stride ldb) into dst, ceil(n / width) panels of k x width floats, each
  * row's unused tail zero.
- * nr__gemm_row_packed: c (1 x n) = alpha a (1 x k) B + beta c from the packed B, the same bits as nr__gemm;
- * false (nothing done) if `width` is not the active backend's panel width for n (the backend changed since
- * packing), and the caller then multiplies by B in place. */
+ * nr__gemm_row_packed: c (1 x n) = a (1 x k) B + bias (NULL: no bias) from the packed B, the same bits as
+ * nr__gemm with c set to the bias and beta 1 (each thread sets its own columns); false (nothing done) if
+ * `width` is not nr__gemm_panel_width(n) now (the backend or thread count changed since packing), and the
+ * caller then multiplies by B in place. */
 size_t nr__gemm_panel_width(size_t n);
 void nr__gemm_pack_panels(size_t k, size_t n, const float *b, size_t ldb, size_t width, float *dst);
-bool nr__gemm_row_packed(size_t n, size_t k, float alpha, const float *a, const float *packed, size_t width,
-                         float beta, float *c);
+bool nr__gemm_row_packed(size_t n, size_t k, const float *a, const float *packed, size_t width, const float *bias,
+                         float *c);
 
 /* ---- checksums (crc32.c) ---- */
 

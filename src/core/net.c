@@ -292,6 +292,8 @@ static nr_status make_packs(nr_net *net)
         dst += (l->out_size + width - 1) / width * width * l->in_size;
     }
     net->packs_valid = true;
+    net->pack_threads = nr_threads();
+    net->pack_backend = nr_gemm_backend();
     return NR_OK;
 }
 
@@ -475,8 +477,11 @@ nr_status nr_net_forward(nr_net *net, const float *x, size_t n, int training, co
         return nr__qnet_forward(net, x, n, out);
     if (training)
         nr__net_weights_changed(net); /* a training pass comes before a step (and batch norm's statistics) */
-    else if (net->prepack && !net->packs_valid)
-        make_packs(net); /* without memory, the weights are read in place */
+    else if (net->prepack &&
+             (!net->packs_valid || net->pack_threads != nr_threads() || net->pack_backend != nr_gemm_backend())) {
+        nr__net_weights_changed(net); /* the panel widths depend on both */
+        make_packs(net);              /* without memory, the weights are read in place */
+    }
     nr_pass pass = {net->params, net->grads, training != 0, &net->rng, false, NULL};
     const float *src = x;
     net->input = training ? x : NULL;

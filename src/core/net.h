@@ -103,6 +103,8 @@ struct nr_net {
     bool prepack, packs_valid;
     float *pack_buf;
     size_t pack_cap;  /* floats in pack_buf: kept, so that remaking the copies allocates nothing */
+    int pack_threads;           /* the thread count and matrix backend the copies were laid out for */
+    const char *pack_backend;
 };
 
 enum { nr__act_count = NR_ACT_SOFTMAX + 1 };

@@ -37,18 +37,13 @@ static void dense_forward(nr_layer *l, const nr_pass *p, const float *x, float *
     const size_t in = l->in_size, out = l->out_size;
     const float *w = p->params + l->tensor_offset[0];
     const nr__split split = p->training ? NR__SPLIT_K : NR__SPLIT_AUTO;
-    float beta = 0.0f;
-    if (l->ints[1]) {
-        /* Start every row at the bias, then accumulate x W onto it. */
-        const float *b = p->params + l->tensor_offset[1];
-        for (size_t i = 0; i < n; i++)
-            memcpy(y + i * out, b, out * sizeof(float));
-        beta = 1.0f;
-    }
-    if (n == 1 && !p->training && l->packed &&
-        nr__gemm_row_packed(out, in, 1.0f, x, l->packed, l->packed_width, beta, y))
+    const float *b = l->ints[1] ? p->params + l->tensor_offset[1] : NULL;
+    if (n == 1 && !p->training && l->packed && nr__gemm_row_packed(out, in, x, l->packed, l->packed_width, b, y))
         return;
-    nr__gemm_split(split, NR_NO_TRANS, NR_NO_TRANS, n, out, in, 1.0f, x, in, w, out, beta, y, out);
+    /* Start every row at the bias, then accumulate x W onto it. */
+    for (size_t i = 0; b && i < n; i++)
+        memcpy(y + i * out, b, out * sizeof(float));
+    nr__gemm_split(split, NR_NO_TRANS, NR_NO_TRANS, n, out, in, 1.0f, x, in, w, out, b ? 1.0f : 0.0f, y, out);
 }
 
 static void dense_backward(nr_layer *l, const nr_pass *p, const float *x, const float *y, const float *dy,
