@@ -699,8 +699,8 @@ def main():
                                                                          MLP_NAMES[m], batch))
             rows = best_of_rounds(infer_rows, m, batch)
             md += ["Forward pass only, logits, inputs already float32 / 255. neurite: nr_net_forward after "
-                   "nr_net_prepack(net, 1) (a copy of the dense weights wider than one register tile, in column "
-                   "panels, made before the clock starts; used at batch 1 only); PyTorch: "
+                   "nr_net_prepack(net, 1) (copies of the wide dense layers' weights in column panels, made before "
+                   "the clock starts; used at batch 1 only); PyTorch: "
                    "model.eval() under torch.no_grad() and under torch.inference_mode(); NumPy: np.dot; ONNX "
                    "Runtime (npm's onnxruntime-node, CPU provider): the same network and weights exported by "
                    "`neurite export --format onnx --logits`, raw pixels in (its graph divides by 255). One "

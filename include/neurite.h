@@ -298,19 +298,21 @@ nr_rng *nr_net_rng(nr_net *net);
 nr_status nr_net_forward(nr_net *net, const float *x, size_t n, int training, const float **out);
 
 /* Prepacking, for inference one sample at a time (on != 0; 0 turns it off and frees the copies). Keeps a copy
- * of every dense layer's weights wider than one register tile (more than 256 units with AVX-512) in column
- * panels, the layout a one-sample product streams fastest: each pass of the kernel reads one contiguous
- * block instead of a stretch of every row, and two threads take a panel each. nr_net_forward and
- * nr_net_predict use the copies for n == 1 outside training, with the same results to the bit (MLP
- * 784-512-256-10 on a Zen 4: about 18 % more images a second at one thread, 1.8x with the AVX2 kernels, a few
- * per cent at two threads; docs/gemm.md). Costs one more copy of those weights; NR_ENOMEM (prepacking off)
- * if it cannot be made.
+ * of dense layers' weights in column panels, the layout a one-sample product streams fastest: each pass of
+ * the kernel reads one contiguous block instead of a stretch of every row, and threads take whole panels, so
+ * no partial sums cross between cores. Layers wider than one register tile (256 units with AVX-512) are
+ * packed, and at two threads or more also those whose share per thread is 128 units or more. nr_net_forward
+ * and nr_net_predict use the copies for n == 1 outside training, with the same results to the bit (on a Zen 4:
+ * MLP 784-512-256-10 about 18 % more images a second at one thread, 1.8x with the AVX2 kernels; MLP 784-256-10
+ * about 10 % more at two threads; docs/gemm.md). Costs one more copy of those weights; NR_ENOMEM (prepacking
+ * off) if it cannot be made.
  * The copies follow the weights through the library: training, nr_opt_step, nr_net_backward_step,
  * nr_net_init, loading a checkpoint or safetensors, and every call of nr_net_params (which hands out a
- * writable pointer) mark them stale, and the next inference pass makes them again. What they cannot follow
- * are writes through a pointer taken from nr_net_params before the last forward pass: call nr_net_params
- * again after such writes. That is why it is off by default. A quantized network (nr_net_quantize) keeps its
- * own int8 layout: the call does nothing there. */
+ * writable pointer) mark them stale, and the next inference pass makes them again, as it does after
+ * nr_set_threads or nr_set_gemm_backend. What they cannot follow are writes through a pointer taken from
+ * nr_net_params before the last forward pass: call nr_net_params again after such writes. That is why it is
+ * off by default. A quantized network (nr_net_quantize) keeps its own int8 layout: the call does nothing
+ * there. */
 nr_status nr_net_prepack(nr_net *net, int on);
 
 typedef enum nr_loss {
