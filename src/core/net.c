@@ -264,6 +264,12 @@ void nr__net_weights_changed(nr_net *net)
 /* The panel width for dense layer l's weights, 0 if it is not packed (nr__gemm_panel_width). */
 static size_t pack_width(const nr_layer *l) { return l->ops == &nr__dense_ops ? nr__gemm_panel_width(l->out_size) : 0; }
 
+/* Floats of layer l's weights in panels of `width`: whole panels, the last one's rows padded. */
+static size_t packed_floats(const nr_layer *l, size_t width)
+{
+    return (l->out_size + width - 1) / width * width * l->in_size;
+}
+
 static nr_status make_packs(nr_net *net)
 {
     size_t total = 0;
@@ -271,7 +277,7 @@ static nr_status make_packs(nr_net *net)
         const nr_layer *l = &net->layers[i];
         size_t width = pack_width(l);
         if (width)
-            total += (l->out_size + width - 1) / width * width * l->in_size;
+            total += packed_floats(l, width);
     }
     if (total > net->pack_cap) {
         nr__free(net->pack_buf);
@@ -289,7 +295,7 @@ static nr_status make_packs(nr_net *net)
         nr__gemm_pack_panels(l->in_size, l->out_size, net->params + l->tensor_offset[0], l->out_size, width, dst);
         l->packed = dst;
         l->packed_width = width;
-        dst += (l->out_size + width - 1) / width * width * l->in_size;
+        dst += packed_floats(l, width);
     }
     net->packs_valid = true;
     net->pack_threads = nr_threads();

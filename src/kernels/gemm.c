@@ -554,7 +554,8 @@ static void gemm_simd(const simd_kernels *kern, nr__split split, nr_trans ta, nr
         scale_c(m, n, beta, c, ldc);
         return;
     }
-    simd_job j = {kern, ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c, 0, 0, 0, false, false, sgd, b_panels, bias};
+    simd_job j = {kern, ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c, 0, 0, 0, false, false, sgd,
+                  b_panels, bias};
     /* C narrower than a vector (the output layer of a classifier) wastes most lanes of every FMA; computed as
      * C^T = op(B)^T op(A)^T its long side runs along the vectors instead. Each element is still one FMA
      * chain over k from zero (a b and b a round alike), so the values are those of the direct way. */
