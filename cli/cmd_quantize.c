@@ -86,16 +86,17 @@ int cmd_quantize(int argc, char **argv)
     if ((rc = cli_check_output("quantize", "--out", o.out)))
         return rc;
     nr_set_threads(o.threads);
-    data_source src;
-    if ((rc = cli_resolve_data("quantize", o.calib, &src)))
-        return rc;
+    /* The model before the data: an int8 model is refused before a data set is fetched or read. */
     nr_net *net = NULL, *q = NULL;
     nr_dataset *calib = NULL;
+    data_source src;
     nr_status st = cli_load_model(pos[0], &net);
     double t0 = cli_now();
     if (st)
         rc = cli_fail("quantize", st);
-    else if (!(rc = cli_load("quantize", src.train, &(nr_data_options){.label = o.label, .model = net}, &calib)) &&
+    else if (nr_net_quantization(net, NULL))
+        rc = cli_error("quantize", EXIT_WORK, "%s: the network is already quantized", pos[0]);
+    else if (!(rc = cli_resolve_data("quantize", o.calib, &src)) && !(rc = cli_load("quantize", src.train, &(nr_data_options){.label = o.label, .model = net}, &calib)) &&
              (st = nr_net_quantize(net, calib, &(nr_quant_options){o.samples, (nr_calibration)o.method, o.percentile},
                                    &q)))
         rc = cli_fail("quantize", st);

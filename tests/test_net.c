@@ -341,7 +341,9 @@ static void prepack(void)
         CHECK_OK(nr_net_forward(a, x, 1, 0, NULL));
     }
     struct mallinfo2 m1 = mallinfo2();
-    CHECK(m0.uordblks == m1.uordblks && m0.hblkhd == m1.hblkhd, "prepacked: remaking the copies allocates nothing");
+    CHECK(m0.uordblks == m1.uordblks && m0.hblkhd == m1.hblkhd,
+          "prepacked: remaking the copies allocates nothing (heap in use %zu -> %zu bytes, mapped %zu -> %zu)",
+          m0.uordblks, m1.uordblks, m0.hblkhd, m1.hblkhd);
     CHECK(same_one_by_one(a, b, x, 4), "prepacked: the copies follow training after inference");
     CHECK_OK(nr_net_prepack(a, 0));
     CHECK_OK(nr_net_train_batch(a, oa, NR_LOSS_XENT, x, NULL, labels, N, NULL));

@@ -54,13 +54,16 @@ float *nr__floats(size_t count);
 void *nr__alloc(size_t count, size_t size);
 void nr__free(void *ptr);
 
-/* ---- threads (pool.c) ---- */
+/* ---- threads (threads.c) ---- */
 
 /* Calls fn(ctx, begin, end) over [0, n) split into contiguous chunks of at least `grain` items, on the pool.
  * Chunk boundaries may depend on the thread count, so fn must compute each item the same way whatever
  * range it is given. Runs inline when the pool is busy (a second user thread) or n is small. */
 typedef void (*nr__range_fn)(void *ctx, size_t begin, size_t end);
 void nr__parallel_for(size_t n, size_t grain, nr__range_fn fn, void *ctx);
+/* Which part of a pool job the calling thread is running (0 .. threads-1), or -1 outside one. A part runs on
+ * one thread at a time, whichever claims it, so state kept per part does not depend on the timing. */
+int nr__pool_part(void);
 
 /* ---- matrix products (gemm.c) ---- */
 

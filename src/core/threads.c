@@ -81,12 +81,20 @@ static void part_range(size_t n, size_t grain, int parts, int t, size_t *begin, 
     *end = e * grain < n ? e * grain : n;
 }
 
+static _Thread_local int current_part = -1;
+
+int nr__pool_part(void) { return current_part; }
+
 static void run_part(int t)
 {
     size_t b, e;
     part_range(pool.n, pool.grain, pool.parts, t, &b, &e);
-    if (b < e)
+    if (b < e) {
+        int outer = current_part;
+        current_part = t;
         pool.fn(pool.ctx, b, e);
+        current_part = outer;
+    }
 }
 
 /* Takes chunk t of job `generation` if nobody has; false if it is taken or belongs to another job. */

@@ -172,15 +172,20 @@ enum {
 /* ---- scratch for packing ----
  * Packing buffers are kept between calls in a small table of slots claimed with an atomic flag, so that
  * any number of threads (pool workers, or user threads running a product inline) each get their own
- * without locks or allocation in steady state. A slot grows when a larger product needs more. If every
- * slot is taken, the caller gets a one-off allocation. The buffers are freed at exit. */
+ * without locks or allocation in steady state. Part t of a pool job takes slot t: a part needs the same
+ * size whichever thread runs it, so once each product of a step has run, later steps allocate nothing,
+ * whether a worker was on time or the caller ran its part too (when threads took whatever slot was free,
+ * a step where the worker first kept up grew a second buffer). Everything else (a product outside the
+ * pool, or a part's second buffer) takes the smallest free slot of the rest that is big enough, else
+ * grows the largest free one. If every slot is taken, the caller gets a one-off allocation. The buffers
+ * are freed at exit. */
 
-enum { SCRATCH_SLOTS = 64 };
+enum { PART_SLOTS = 32, SCRATCH_SLOTS = PART_SLOTS + 32 };
 
 typedef struct scratch_slot {
     _Alignas(64) atomic_int busy; /* one slot per cache line: claiming one does not disturb its neighbours */
+    atomic_size_t cap;            /* written by the slot's holder, read by anyone looking for a free slot */
     float *buf;
-    size_t cap;
 } scratch_slot;
 
 static scratch_slot scratch_slots[SCRATCH_SLOTS];
@@ -193,7 +198,7 @@ static void scratch_free_all(void)
         if (!atomic_exchange(&scratch_slots[i].busy, 1)) {
             free(scratch_slots[i].buf);
             scratch_slots[i].buf = NULL;
-            scratch_slots[i].cap = 0;
+            atomic_store(&scratch_slots[i].cap, 0);
         }
 }
 
@@ -205,30 +210,52 @@ static float *aligned_floats(size_t count)
     return posix_memalign(&p, NR_ALIGN, count * sizeof(float)) == 0 ? p : NULL;
 }
 
+/* A free shared slot to try: the smallest holding `count` floats, else the largest (to grow); -1 if none. */
+static int scratch_pick(size_t count)
+{
+    int fit = -1, grow = -1;
+    size_t fit_cap = SIZE_MAX, grow_cap = 0;
+    for (int i = PART_SLOTS; i < SCRATCH_SLOTS; i++) {
+        scratch_slot *s = &scratch_slots[i];
+        if (atomic_load_explicit(&s->busy, memory_order_relaxed))
+            continue;
+        size_t cap = atomic_load_explicit(&s->cap, memory_order_relaxed);
+        if (cap >= count && cap < fit_cap)
+            fit = i, fit_cap = cap;
+        else if (cap < count && (grow < 0 || cap > grow_cap))
+            grow = i, grow_cap = cap;
+    }
+    return fit >= 0 ? fit : grow;
+}
+
+/* The claimed slot i's buffer, grown to `count` floats if smaller; NULL (slot released) if out of memory. */
+static float *scratch_fill(int i, size_t count)
+{
+    scratch_slot *s = &scratch_slots[i];
+    if (atomic_load_explicit(&s->cap, memory_order_relaxed) < count) {
+        free(s->buf);
+        s->buf = aligned_floats(count);
+        atomic_store_explicit(&s->cap, s->buf ? count : 0, memory_order_relaxed);
+        if (!s->buf)
+            atomic_store_explicit(&s->busy, 0, memory_order_release);
+    }
+    return s->buf;
+}
+
 /* A buffer of at least `count` floats, 64-byte aligned; *slot says where to give it back. NULL if out of
  * memory (the library reports nothing from here: the caller falls back to a path without buffers). */
 static float *scratch_get(size_t count, int *slot)
 {
     pthread_once(&scratch_once, scratch_register);
-    for (int i = 0; i < SCRATCH_SLOTS; i++) {
-        scratch_slot *s = &scratch_slots[i];
-        if (atomic_load_explicit(&s->busy, memory_order_relaxed) ||
-            atomic_exchange_explicit(&s->busy, 1, memory_order_acquire))
-            continue;
-        if (s->cap < count) {
-            free(s->buf);
-            s->buf = aligned_floats(count);
-            s->cap = s->buf ? count : 0;
-            if (!s->buf) {
-                atomic_store_explicit(&s->busy, 0, memory_order_release);
-                return NULL;
-            }
-        }
-        *slot = i;
-        return s->buf;
-    }
-    *slot = -1;
-    return aligned_floats(count);
+    int part = nr__pool_part(), i = -1;
+    if (part >= 0 && part < PART_SLOTS && !atomic_exchange_explicit(&scratch_slots[part].busy, 1, memory_order_acquire))
+        i = part;
+    /* Another thread may claim the chosen shared slot first; then look again (each retry follows a claim). */
+    for (int pick; i < 0 && (pick = scratch_pick(count)) >= 0;)
+        if (!atomic_exchange_explicit(&scratch_slots[pick].busy, 1, memory_order_acquire))
+            i = pick;
+    *slot = i;
+    return i < 0 ? aligned_floats(count) : scratch_fill(i, count);
 }
 
 static void scratch_put(float *buf, int slot)
