@@ -375,7 +375,8 @@ INLINE void input_chunk(const tspace *s, const size_t tm, const float *src, cons
             off[a * i + j] = (i * s->w + j) * c;
     walk w = walk_at(s, t0);
     for (size_t t = t0; t < t1; t++, walk_next(s, &w)) {
-        const ptrdiff_t y0 = (ptrdiff_t)(tm * w.ty) - (ptrdiff_t)s->pad, x0 = (ptrdiff_t)(tm * w.tx) - (ptrdiff_t)s->pad;
+        const ptrdiff_t y0 = (ptrdiff_t)(tm * w.ty) - (ptrdiff_t)s->pad;
+        const ptrdiff_t x0 = (ptrdiff_t)(tm * w.tx) - (ptrdiff_t)s->pad;
         const float *base = src + w.img * s->h * s->w * c;
         const float *px[A_MAX * A_MAX];
         if (y0 >= 0 && x0 >= 0 && y0 + (ptrdiff_t)a <= (ptrdiff_t)s->h && x0 + (ptrdiff_t)a <= (ptrdiff_t)s->w) {

@@ -17,8 +17,10 @@
 
 #if defined(__clang__)
 #define UNROLL _Pragma("clang loop unroll(full)")
+#define UNROLL_K _Pragma("clang loop unroll_count(4)")
 #else
 #define UNROLL _Pragma("GCC unroll 32")
+#define UNROLL_K _Pragma("GCC unroll 4")
 #endif
 
 #define LANES 8
@@ -77,7 +79,8 @@ static inline __attribute__((always_inline)) void tile(const int MR, const int N
     UNROLL for (int r = 0; r < MR; r++)
         UNROLL for (int v = 0; v < NV; v++)
             acc[r][v] = _mm256_setzero_ps();
-    for (size_t p = 0; p < kc; p++) {
+    /* Four k steps a loop, as in gemm_avx512.c (on an Intel Xeon, 64x64x1000 102-104 -> 107 GFLOP/s). */
+    UNROLL_K for (size_t p = 0; p < kc; p++) {
         __m256 bv[MAX_VECTORS];
         UNROLL for (int v = 0; v < NV; v++)
             bv[v] = MASKED && v == NV - 1 ? _mm256_maskload_ps(b + LANES * v, mask) : _mm256_loadu_ps(b + LANES * v);

@@ -24,8 +24,10 @@
 
 #if defined(__clang__)
 #define UNROLL _Pragma("clang loop unroll(full)")
+#define UNROLL_K _Pragma("clang loop unroll_count(4)")
 #else
 #define UNROLL _Pragma("GCC unroll 32")
+#define UNROLL_K _Pragma("GCC unroll 4")
 #endif
 
 #define LANES 16
@@ -142,7 +144,10 @@ static inline __attribute__((always_inline)) void tile(const int MR, const int N
             acc[r][v] = _mm512_setzero_ps();
         half[r] = _mm256_setzero_ps();
     }
-    for (size_t p = 0; p < kc; p++) {
+    /* Four k steps a loop: the loop's own instructions then take fewer of the issue slots that the FMAs need
+     * (Intel, two 512-bit FMAs a cycle: 64x64x1000 163-169 -> 171-179 GFLOP/s, the one-row tile 1x256x784
+     * 5.7-5.8 -> 5.4 us); the same FMAs in the same order, so the same bits. */
+    UNROLL_K for (size_t p = 0; p < kc; p++) {
         __m512 bv[MAX_VECTORS];
         __m256 bh = _mm256_setzero_ps();
         UNROLL for (int v = 0; v < FULL; v++)

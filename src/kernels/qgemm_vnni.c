@@ -171,8 +171,8 @@ void nr__qrequant_avx512(const int32_t *sums, size_t rows, size_t n, const int32
             for (int h = 0; h < 2; h++) {  /* 8 lanes of 64 bits at a time */
                 __m512i v64 = _mm512_cvtepi32_epi64(h ? _mm512_extracti64x4_epi64(v, 1) : _mm512_castsi512_si256(v));
                 __m512i m64 = _mm512_cvtepi32_epi64(h ? _mm512_extracti64x4_epi64(m, 1) : _mm512_castsi512_si256(m));
-                __m512i total = _mm512_add_epi64(thirty_one, _mm512_cvtepi32_epi64(
-                                                                 h ? _mm512_extracti64x4_epi64(s, 1) : _mm512_castsi512_si256(s)));
+                __m256i s32 = h ? _mm512_extracti64x4_epi64(s, 1) : _mm512_castsi512_si256(s);
+                __m512i total = _mm512_add_epi64(thirty_one, _mm512_cvtepi32_epi64(s32));
                 __m512i p = _mm512_mul_epi32(v64, m64);
                 p = _mm512_add_epi64(p, _mm512_sllv_epi64(one, _mm512_sub_epi64(total, one)));
                 half[h] = _mm512_cvtepi64_epi32(_mm512_srav_epi64(p, total));
