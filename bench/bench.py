@@ -493,6 +493,34 @@ def table(rows, flops, peak, ips=None):
     return lines
 
 
+
+def l2_kib():
+    """One core's L2 in KiB, from sysfs; None where the kernel does not say."""
+    try:
+        for d in sorted(os.listdir("/sys/devices/system/cpu/cpu0/cache")):
+            base = "/sys/devices/system/cpu/cpu0/cache/" + d
+            if open(base + "/level").read().strip() == "2":
+                size = open(base + "/size").read().strip()
+                return int(size[:-1]) * (1024 if size.endswith("M") else 1) if size[-1] in "KM" else int(size) >> 10
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def l2_fit_note(bw):
+    """Which of the sized working sets (the MLPs' weights) fit one core's L2, in words."""
+    l2 = l2_kib()
+    if not l2 or not bw.get("sized"):
+        return ""
+    parts = []
+    for s in bw["sized"]:
+        kb, share = s["bytes"] >> 10, (s["bytes"] >> 10) // bw["cores"]
+        where = ("fit one core's L2" if kb <= l2 else
+                 "fit no single L2, but each core's share (%d KiB) fits its own" % share if share <= l2 else
+                 "fit no L2, even shared out, and come partly from the L3")
+        parts.append("%d KiB of weights %s" % (kb, where))
+    return "One core's L2 here is %d KiB: %s." % (l2, "; ".join(parts))
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     started = time.time()
@@ -591,8 +619,7 @@ def main():
            "A batch-1 forward pass reads every weight once per image, each thread its share: images/s cannot "
            "exceed the rate at which the cores can read that working set over the weights' bytes. The probe "
            "measures exactly that for each MLP (the \"sized\" lines: one core reading all the weights' bytes, "
-           "and every core at once its share): MLP-256's 814 KB sit in one core's 1 MB L2 but past the part "
-           "that reads at full speed, MLP-512's 2.1 MB fit no L2, even halved, and come partly from the L3."]
+           "and every core at once its share). %s" % l2_fit_note(bw)]
 
     md += ["", "## How threads were set", "",
            "- neurite: `--threads T` (CLI) or `nr_set_threads(T)` (bench/neurite_bench.c); one pool. "
