@@ -3,6 +3,7 @@
  * prepacked weights for one-sample inference (nr_net_prepack). */
 #include "check.h"
 #include "neurite.h"
+#include "core/internal.h" /* nr__gemm_row_pairs: whether the fused one-sample pass ran */
 
 #include <malloc.h>
 #include <math.h>
@@ -355,10 +356,84 @@ static void prepack(void)
     nr_net_free(b);
 }
 
+/* A net of dense (bias or not), activation, dense layers from `units` (0 ends), the activation between them
+ * `act`, prepacked or not; seeded alike. */
+static nr_net *chain(size_t in, const size_t *units, nr_act act, int bias, int prepack)
+{
+    nr_net *net = nr_net_new(in);
+    for (size_t i = 0; units[i]; i++) {
+        CHECK_OK(nr_net_dense(net, units[i], bias));
+        if (units[i + 1])
+            CHECK_OK(act == NR_ACT_LEAKY_RELU ? nr_net_leaky_relu(net, 0.1f) : nr_net_act(net, act));
+    }
+    nr_rng r;
+    nr_rng_seed(&r, 17);
+    nr_net_init(net, NR_INIT_AUTO, &r);
+    if (bias) { /* biases start at zero: give them values, the same in both twins */
+        float *p = nr_net_params(net);
+        for (size_t i = 0; i < nr_net_param_count(net); i += 7)
+            p[i] += 0.01f * (float)(i % 13);
+    }
+    CHECK_OK(nr_net_prepack(net, prepack));
+    return net;
+}
+
+/* One sample through dense, activation, dense in one pool job (nr__gemm_row_pair, used by prepacked nets at two
+ * threads where each thread's columns of the first layer are the second layer's k block): every layer's output
+ * has the bits of the layers run one by one, for each activation, with and without biases, whether the second
+ * layer is packed too (MLP-512's 512-256) or read in place (MLP-256's 256-10); and the fused pass really runs. */
+static void prepack_fused(void)
+{
+    static const size_t shapes[][5] = {{256, 10, 0},  {512, 256, 10, 0}, {256, 300, 0},
+                                       {1024, 64, 0}, {600, 256, 10, 0}, {300, 10, 0}};
+    static const size_t inputs[] = {784, 100, 33, 40, 40, 50};
+    /* 600 is three panels (no) but 600-256-10 pairs 256 with 10; 300 is two panels of 160, k blocks of 150. */
+    static const bool fused[] = {true, true, true, true, true, false};
+    static const nr_act acts[] = {NR_ACT_RELU, NR_ACT_TANH, NR_ACT_SIGMOID, NR_ACT_LEAKY_RELU, NR_ACT_IDENTITY};
+    nr_set_threads(2);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int bias = 0; bias <= 1; bias++) {
+            nr_act act = acts[(s + (size_t)bias) % 5];
+            nr_net *a = chain(inputs[s], shapes[s], act, bias, 1), *b = chain(inputs[s], shapes[s], act, bias, 0);
+            size_t in = inputs[s];
+            float *x = malloc(3 * in * sizeof *x);
+            nr_rng r;
+            nr_rng_seed(&r, 23);
+            for (size_t i = 0; i < 3 * in; i++)
+                x[i] = (float)nr_rng_normal(&r);
+            size_t pairs = nr__gemm_row_pairs(), differ = 0;
+            for (size_t i = 0; i < 3; i++) {
+                CHECK_OK(nr_net_forward(a, x + i * in, 1, 0, NULL));
+                CHECK_OK(nr_net_forward(b, x + i * in, 1, 0, NULL));
+                for (size_t l = 0; l < nr_net_layer_count(a); l++) {
+                    nr_layer_info info;
+                    const float *ya = nr_net_layer_output(a, l), *yb = nr_net_layer_output(b, l);
+                    differ += nr_net_layer_info(a, l, &info) != NR_OK || !ya || !yb ||
+                              memcmp(ya, yb, info.out_size * sizeof *ya) != 0;
+                }
+            }
+            CHECK(differ == 0, "fused pair, %zu inputs, shape %zu: %zu layer outputs differ from the unfused pass",
+                  in, s, differ);
+            CHECK((nr__gemm_row_pairs() > pairs) == fused[s], "fused pair, shape %zu: ran %zu times (expected %s)", s,
+                  nr__gemm_row_pairs() - pairs, fused[s] ? "some" : "none");
+            free(x);
+            nr_net_free(a);
+            nr_net_free(b);
+        }
+    nr_set_threads(1);
+    size_t pairs = nr__gemm_row_pairs();
+    nr_net *a = chain(784, shapes[0], NR_ACT_RELU, 1, 1);
+    float x[784] = {0};
+    CHECK_OK(nr_net_forward(a, x, 1, 0, NULL));
+    CHECK(nr__gemm_row_pairs() == pairs, "fused pair: not at one thread");
+    nr_net_free(a);
+}
+
 int main(void)
 {
     errors();
     spec();
+    prepack_fused();
     determinism();
     accumulation();
     no_allocation_in_step();

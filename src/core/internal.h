@@ -109,6 +109,19 @@ size_t nr__gemm_panel_width(size_t n);
 void nr__gemm_pack_panels(size_t k, size_t n, const float *b, size_t ldb, size_t width, float *dst);
 bool nr__gemm_row_packed(size_t n, size_t k, const float *a, const float *packed, size_t width, const float *bias,
                          float *c);
+/* y (1 x n2) = act(h) W2 + b2 where h (1 x n1) = x (1 x k1) W1 + b1: one sample through dense, element-wise,
+ * dense, in one pool job. Thread t computes its panels of h (W1 packed, panel width width1), applies act to
+ * them (into hact) and multiplies them by the rows of W2 they meet, which are exactly k block t of the second
+ * product; the caller adds the blocks' partial rows in k order. W2 is packed (width2) or in place (width2 0,
+ * row stride n2). h and hact are filled as the two layers would fill them, and every value has the bits of the
+ * three steps run one after the other. false (nothing done) unless there are two threads or more, each
+ * thread's columns are whole panels and one k block of the second product, and the widths are current. */
+typedef void (*nr__elementwise_fn)(const void *ctx, const float *x, float *y, size_t count);
+bool nr__gemm_row_pair(size_t k1, size_t n1, const float *x, const float *w1, size_t width1, const float *b1,
+                       nr__elementwise_fn act, const void *act_ctx, float *h, float *hact, size_t n2,
+                       const float *w2, size_t width2, const float *b2, float *y);
+/* How many one-sample pairs nr__gemm_row_pair has run (for tests: the fused pass must really run). */
+size_t nr__gemm_row_pairs(void);
 
 /* ---- checksums (crc32.c) ---- */
 
@@ -198,6 +211,9 @@ extern const nr_layer_ops nr__conv2d_ops, nr__maxpool_ops, nr__avgpool_ops, nr__
 
 /* The layer kind of an activation; NULL for a value outside nr_act. */
 const nr_layer_ops *nr__act_ops_for(nr_act act);
+/* For nr__gemm_row_pair: y = f(x) over `count` elements as activation layer `ctx` (a const nr_layer *, not
+ * softmax) computes them in its forward pass, on the calling thread. */
+void nr__act_elementwise(const void *ctx, const float *x, float *y, size_t count);
 
 /* Finds a layer kind by tag; NULL if unknown. */
 const nr_layer_ops *nr__layer_ops_by_tag(const char *tag);

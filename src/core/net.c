@@ -469,6 +469,25 @@ nr_status nr__net_check_batch(const nr_net *net, const void *x, size_t n)
     return NR_OK;
 }
 
+/* One sample through layers i (dense, prepacked), i + 1 (element-wise activation) and i + 2 (dense) in one
+ * pool job where the shapes allow it (nr__gemm_row_pair): one hand-off to the other core instead of two, and
+ * only a partial output row crosses back. Every layer's output is the one it would have written itself. */
+static bool fused_pair(nr_net *net, size_t i, const float *x)
+{
+    if (i + 2 >= net->n_layers)
+        return false;
+    const nr_layer *d1 = &net->layers[i], *act = &net->layers[i + 1], *d2 = &net->layers[i + 2];
+    if (!d1->packed || d2->ops != &nr__dense_ops || act->ops == &nr__softmax_ops ||
+        nr__act_ops_for((nr_act)act->ints[0]) != act->ops || d2->in_size != d1->out_size)
+        return false;
+    const float *p = net->params;
+    return nr__gemm_row_pair(d1->in_size, d1->out_size, x, d1->packed, d1->packed_width,
+                             d1->ints[1] ? p + d1->tensor_offset[1] : NULL, nr__act_elementwise, act, net->out[i],
+                             net->out[i + 1], d2->out_size, d2->packed ? d2->packed : p + d2->tensor_offset[0],
+                             d2->packed ? d2->packed_width : 0, d2->ints[1] ? p + d2->tensor_offset[1] : NULL,
+                             net->out[i + 2]);
+}
+
 nr_status nr_net_forward(nr_net *net, const float *x, size_t n, int training, const float **out)
 {
     nr_status st = nr__net_check_batch(net, x, n);
@@ -492,8 +511,12 @@ nr_status nr_net_forward(nr_net *net, const float *x, size_t n, int training, co
     const float *src = x;
     net->input = training ? x : NULL;
     for (size_t i = 0; i < net->n_layers; i++) {
-        nr_layer *l = &net->layers[i];
-        l->ops->forward(l, &pass, src, net->out[i], n);
+        if (n == 1 && !training && fused_pair(net, i, src)) {
+            i += 2;
+        } else {
+            nr_layer *l = &net->layers[i];
+            l->ops->forward(l, &pass, src, net->out[i], n);
+        }
         src = net->out[i];
     }
     net->batch = n;

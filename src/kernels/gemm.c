@@ -551,6 +551,8 @@ static void ksplit_add_range(void *ctx, size_t r0, size_t r1)
 
 static atomic_size_t ksplit_count;
 size_t nr__gemm_ksplits(void) { return atomic_load_explicit(&ksplit_count, memory_order_relaxed); }
+static atomic_size_t pair_count;
+size_t nr__gemm_row_pairs(void) { return atomic_load_explicit(&pair_count, memory_order_relaxed); }
 
 /* Runs the job split along k in `parts` equal runs of blocks; false (nothing done) without scratch. */
 static bool gemm_ksplit(const simd_job *j, size_t blocks, size_t parts)
@@ -568,6 +570,15 @@ static bool gemm_ksplit(const simd_job *j, size_t blocks, size_t parts)
         nr__parallel_for(kj.rows, adds >= 16384 ? (kj.rows + parts - 1) / parts : kj.rows, ksplit_add_range, &kj);
     scratch_put(kj.partials, slot);
     return true;
+}
+
+/* Equal k blocks of at most KC_MAX, and at least two from KSPLIT_MIN_K on, so that two threads can split k (a
+ * dense layer of 128 to 512 inputs otherwise had its weights read by both cores: with 500 inputs, two threads
+ * were slower than one). A function of k alone, so that the bits do not depend on the thread count. */
+static size_t k_block_count(size_t k)
+{
+    size_t blocks = (k + KC_MAX - 1) / KC_MAX;
+    return blocks < 2 && k >= KSPLIT_MIN_K ? 2 : blocks;
 }
 
 /* With sgd set (one k block; see nr__gemm_sgd_step), C holds weights, alpha is the learning rate and beta the
@@ -594,12 +605,7 @@ static void gemm_simd(const simd_kernels *kern, nr__split split, nr_trans ta, nr
         ta = j.ta;
         tb = j.tb;
     }
-    /* Equal k blocks of at most KC_MAX, and at least two from KSPLIT_MIN_K on, so that two threads can split
-     * k (a dense layer of 128 to 512 inputs otherwise had its weights read by both cores: with 500 inputs,
-     * two threads were slower than one). A function of k alone. */
-    size_t kblocks = (k + KC_MAX - 1) / KC_MAX;
-    if (kblocks < 2 && k >= KSPLIT_MIN_K)
-        kblocks = 2;
+    size_t kblocks = k_block_count(k);
     j.kc = (k + kblocks - 1) / kblocks;
     /* Threads take row blocks, unless C is too short for every thread to get a full row panel, or op(B) is
      * transposed and C short: each thread would then transpose all of B for a few rows, where with
@@ -832,6 +838,84 @@ bool nr__gemm_row_packed(size_t n, size_t k, const float *a, const float *packed
     return true;
 #else
     (void)n, (void)k, (void)a, (void)packed, (void)width, (void)bias, (void)c;
+    return false;
+#endif
+}
+
+/* ---- one sample through two dense layers in one pool job ---- */
+
+typedef struct pair_job {
+    simd_job first;  /* h = x W1 + b1 from W1's panels: thread t computes columns [t cols, (t + 1) cols) */
+    simd_job second; /* y = act(h) W2 (+ b2 already in y): thread t computes k block t, rows [t cols, ...) */
+    size_t cols;     /* the first product's columns per thread, the second's k block */
+    size_t w2_row;   /* floats from one row of W2 to the next (its panel width, or n2 in place) */
+    const float *bias1;
+    nr__elementwise_fn act;
+    const void *act_ctx;
+    float *hact, *partials; /* act(h); k blocks 1.. of the second product, a row of n2 each */
+} pair_job;
+
+static void pair_range(void *ctx, size_t begin, size_t end)
+{
+    const pair_job *pj = ctx;
+    for (size_t t = begin; t < end; t++) {
+        size_t c0 = t * pj->cols, c1 = c0 + pj->cols < pj->first.n ? c0 + pj->cols : pj->first.n;
+        if (pj->bias1)
+            memcpy(pj->first.c + c0, pj->bias1 + c0, (c1 - c0) * sizeof(float));
+        simd_block(&pj->first, 0, 1, c0, c1);
+        pj->act(pj->act_ctx, pj->first.c + c0, pj->hact + c0, c1 - c0);
+        simd_job j = pj->second;
+        j.k = j.kc = c1 - c0;
+        j.a = pj->hact + c0;
+        j.b += c0 * pj->w2_row;
+        if (t > 0) { /* a partial product, added to y in block order once every thread is done */
+            j.c = pj->partials + (t - 1) * j.n;
+            j.beta = 0.0f;
+        }
+        simd_block(&j, 0, 1, 0, j.n);
+    }
+}
+
+bool nr__gemm_row_pair(size_t k1, size_t n1, const float *x, const float *w1, size_t width1, const float *b1,
+                       nr__elementwise_fn act, const void *act_ctx, float *h, float *hact, size_t n2,
+                       const float *w2, size_t width2, const float *b2, float *y)
+{
+#if defined(__x86_64__)
+    const simd_kernels *kern = active_kernels();
+    size_t threads = (size_t)nr_threads();
+    if (!kern || threads < 2 || k1 == 0 || n1 == 0 || n2 == 0 || width1 == 0 || width1 != nr__gemm_panel_width(n1) ||
+        (width2 && width2 != nr__gemm_panel_width(n2)))
+        return false;
+    /* Each thread's columns of the first product must be whole panels and exactly the rows of W2 that one k
+     * block of the second product reads, so that nothing but that block's partial row crosses the cores. */
+    size_t panels = (n1 + width1 - 1) / width1, cols = panels / threads * width1;
+    size_t kblocks = k_block_count(n1);
+    if (panels % threads != 0 || kblocks != threads || (n1 + kblocks - 1) / kblocks != cols)
+        return false;
+    int slot = -1;
+    float *partials = scratch_get((threads - 1) * n2, &slot);
+    if (!partials)
+        return false;
+    pair_job pj = {
+        .first = {kern, NR_NO_TRANS, NR_NO_TRANS, 1, n1, k1, k1, width1, n1, 1.0f, b1 ? 1.0f : 0.0f, x, w1, h,
+                  (k1 + k_block_count(k1) - 1) / k_block_count(k1), width1 / kern->lanes, 1, true, false, false,
+                  k1 * width1, NULL},
+        .second = {kern, NR_NO_TRANS, NR_NO_TRANS, 1, n2, cols, cols, width2 ? width2 : n2, n2, 1.0f,
+                   b2 ? 1.0f : 0.0f, NULL, w2, y, cols, width2 ? width2 / kern->lanes : choose_vectors(kern, n2, 1),
+                   1, true, false, false, width2 ? n1 * width2 : 0, NULL},
+        .cols = cols, .w2_row = width2 ? width2 : n2, .bias1 = b1, .act = act, .act_ctx = act_ctx, .hact = hact,
+        .partials = partials};
+    if (b2)
+        memcpy(y, b2, n2 * sizeof(float));
+    atomic_fetch_add_explicit(&pair_count, 1, memory_order_relaxed);
+    nr__parallel_for(threads, 1, pair_range, &pj);
+    for (size_t t = 1; t < threads; t++) /* y = alpha acc + y per block, in k order, as the tiles store it */
+        kern->add(n2, 1.0f, partials + (t - 1) * n2, y);
+    scratch_put(partials, slot);
+    return true;
+#else
+    (void)k1, (void)n1, (void)x, (void)w1, (void)width1, (void)b1, (void)act, (void)act_ctx, (void)h, (void)hact;
+    (void)n2, (void)w2, (void)width2, (void)b2, (void)y;
     return false;
 #endif
 }

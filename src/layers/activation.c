@@ -146,6 +146,13 @@ static void act_forward(nr_layer *l, const nr_pass *p, const float *x, float *y,
         nr__parallel_for(n * l->in_size, GRAIN, forward_range, &j);
 }
 
+void nr__act_elementwise(const void *ctx, const float *x, float *y, size_t count)
+{
+    const nr_layer *l = ctx;
+    act_job j = {(nr_act)l->ints[0], l->floats[0], l->in_size, x, NULL, NULL, y};
+    forward_range(&j, 0, count); /* the forward pass's own function: the same bits */
+}
+
 static void act_backward(nr_layer *l, const nr_pass *p, const float *x, const float *y, const float *dy,
                          float *dx, size_t n)
 {
