@@ -96,7 +96,8 @@ int cmd_quantize(int argc, char **argv)
         rc = cli_fail("quantize", st);
     else if (nr_net_quantization(net, NULL))
         rc = cli_error("quantize", EXIT_WORK, "%s: the network is already quantized", pos[0]);
-    else if (!(rc = cli_resolve_data("quantize", o.calib, &src)) && !(rc = cli_load("quantize", src.train, &(nr_data_options){.label = o.label, .model = net}, &calib)) &&
+    else if (!(rc = cli_resolve_data("quantize", o.calib, &src)) &&
+             !(rc = cli_load("quantize", src.train, &(nr_data_options){.label = o.label, .model = net}, &calib)) &&
              (st = nr_net_quantize(net, calib, &(nr_quant_options){o.samples, (nr_calibration)o.method, o.percentile},
                                    &q)))
         rc = cli_fail("quantize", st);

@@ -369,7 +369,7 @@ static nr_net *chain(size_t in, const size_t *units, nr_act act, int bias, int p
     nr_rng r;
     nr_rng_seed(&r, 17);
     nr_net_init(net, NR_INIT_AUTO, &r);
-    if (bias) { /* biases start at zero: give them values, the same in both twins */
+    if (bias) { /* biases start at zero: nudge every 7th parameter, biases among them, alike in both twins */
         float *p = nr_net_params(net);
         for (size_t i = 0; i < nr_net_param_count(net); i += 7)
             p[i] += 0.01f * (float)(i % 13);
