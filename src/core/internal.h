@@ -61,6 +61,21 @@ void nr__free(void *ptr);
  * range it is given. Runs inline when the pool is busy (a second user thread) or n is small. */
 typedef void (*nr__range_fn)(void *ctx, size_t begin, size_t end);
 void nr__parallel_for(size_t n, size_t grain, nr__range_fn fn, void *ctx);
+
+/* Asks for the lines of [p, p + bytes) in the state a write needs (x86's prefetchw; elsewhere a plain hint), all
+ * at once: a pass that overwrites a buffer which another core read since (the lecture's ReLU backward writes the
+ * g_h that the other thread's weight-gradient product read in the step before) then waits for the lines'
+ * ownership together instead of one line after another. */
+static inline void nr__prefetch_for_write(void *p, size_t bytes)
+{
+    for (char *c = (char *)p, *e = c + bytes; c < e; c += 64) {
+#if defined(__x86_64__) && defined(__GNUC__)
+        __asm__ volatile("prefetchw %0" ::"m"(*c));
+#else
+        __builtin_prefetch(c, 1, 3);
+#endif
+    }
+}
 /* Which part of a pool job the calling thread is running (0 .. threads-1), or -1 outside one. A part runs on
  * one thread at a time, whichever claims it, so state kept per part does not depend on the timing. */
 int nr__pool_part(void);

@@ -124,6 +124,17 @@ NR_SIMD_CLONES static void backward_range(void *ctx, size_t b, size_t e)
     }
 }
 
+/* backward_range with dx's lines asked for first (nr__prefetch_for_write): in a training step at two threads
+ * the lecture's ReLU backward writes the g_h that the other core read in the step before, and took 3 us
+ * against 0.8 at one thread; the step ran ~2 % faster so. The forward pass's output gained nothing. */
+static void backward_chunk(void *ctx, size_t b, size_t e)
+{
+    const act_job *j = ctx;
+    size_t per = j->act == NR_ACT_SOFTMAX ? j->d : 1;
+    nr__prefetch_for_write(j->out + b * per, (e - b) * per * sizeof(float));
+    backward_range(ctx, b, e);
+}
+
 static nr_status act_setup(nr_layer *l)
 {
     if (l->ints[0] < NR_ACT_IDENTITY || l->ints[0] > NR_ACT_SOFTMAX)
@@ -161,9 +172,9 @@ static void act_backward(nr_layer *l, const nr_pass *p, const float *x, const fl
         return;
     act_job j = {(nr_act)l->ints[0], l->floats[0], l->in_size, x, y, dy, dx};
     if (j.act == NR_ACT_SOFTMAX)
-        nr__parallel_for(n, GRAIN / j.d + 1, backward_range, &j);
+        nr__parallel_for(n, GRAIN / j.d + 1, backward_chunk, &j);
     else
-        nr__parallel_for(n * l->in_size, GRAIN, backward_range, &j);
+        nr__parallel_for(n * l->in_size, GRAIN, backward_chunk, &j);
 }
 
 static void act_describe(const nr_layer *l, char *buf, size_t cap)
