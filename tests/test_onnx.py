@@ -198,8 +198,8 @@ def to_torch(tmp, models):
         if data.endswith(".npy"):
             raw = np.load(data).astype(np.float64)
         else:
-            blob = open(data, "rb").read()
-            raw = np.frombuffer(blob[16:], np.uint8).reshape(-1, shape[0] * shape[1] * shape[2])[:2000]
+            blob = open(data, "rb").read()  # IDX: 4 bytes, then a 4-byte size per dimension (3 or 4 of them)
+            raw = np.frombuffer(blob[4 + 4 * blob[3]:], np.uint8).reshape(-1, shape[0] * shape[1] * shape[2])[:2000]
         ours = predict(path, data)[:len(raw)]
         with torch.no_grad():
             y = net(torch.from_numpy(scaled_nchw(meta, raw, shape))).double()
