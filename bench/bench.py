@@ -54,6 +54,12 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "GO
 # L2: NumPy and PyTorch would run a handicapped kernel. Every process here runs without them, so OpenBLAS picks
 # the kernel a user of this CPU gets; the header names the kernel each rival ran.
 HANDICAP_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# OpenBLAS 0.3.21 picks its kernel by CPU model, and a model newer than it knows falls back to Prescott (SSE3)
+# even on a CPU with AVX-512. Then, as a user would, every process gets OPENBLAS_CORETYPE set to the best kernel
+# that the CPU's instruction sets allow (best_openblas_core); the header says so.
+RIVAL_ENV = {}
+OLD_OPENBLAS_CORES = ("Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Katmai", "Coppermine",
+                      "Northwood", "Banias", "Sandybridge")
 CONTENDED = 0.25  # other processes' CPU, in cores, above which a measurement is marked
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
@@ -123,12 +129,23 @@ def wait_quiet():
             return
 
 
+def best_openblas_core(flags):
+    """The fastest OpenBLAS 0.3.21 kernel family this CPU can run, from /proc/cpuinfo's flags, or None."""
+    has = set(re.findall(r"\S+", flags.split("flags", 1)[-1].split("\n", 1)[0]))
+    if {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"} <= has:
+        return "Cooperlake" if "avx512_bf16" in has else "SkylakeX"
+    if {"avx2", "fma"} <= has:
+        return "Haswell"
+    return None
+
+
 def run(cmd, env=None, timeout=1800, quiet=True):
     """Runs one measurement process. Returns its stdout, exit code, wall seconds, max RSS (KiB), its CPU
     seconds and the CPU others used meanwhile (in cores)."""
     if quiet:
         wait_quiet()
     full_env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS + HANDICAP_VARS}
+    full_env.update(RIVAL_ENV)
     full_env.update(env or {})
     full_env["BENCH_DATA"] = DATA
     with tempfile.TemporaryFile() as err:
@@ -552,6 +569,15 @@ def main():
     if removed:
         log("removed from every measured process: %s (NumPy's and PyTorch's OpenBLAS then picks core %s)" % (
             ", ".join(removed), info["openblas_core"]))
+    best = best_openblas_core(flags)
+    if best and info.get("openblas_core") in OLD_OPENBLAS_CORES:
+        picked = info["openblas_core"]
+        RIVAL_ENV["OPENBLAS_CORETYPE"] = best
+        info = parse_result(run([PYTHON, RIVALS, "info"], quiet=False))
+        log("OpenBLAS does not know this CPU model and picked its %s kernel; every process runs with "
+            "OPENBLAS_CORETYPE=%s, the best its instruction sets allow (OpenBLAS now reports core %s)" % (
+                picked, best, info["openblas_core"]))
+        info["openblas_fallback"] = picked
 
     # The machine's peak.
     peak, peak_note = None, ""
@@ -593,8 +619,12 @@ def main():
            "- CPU: " + cpu,
            "- neurite: `%s`, built by `make` (-O3)" % version,
            "- NumPy %s, PyTorch %s (Debian packages; both call the system OpenBLAS for matrix products), "
-           "%s, OpenBLAS core `%s`, Python %s" % (info["numpy"], info.get("torch"), info["openblas"],
-                                                  info["openblas_core"], info["python"]),
+           "%s, OpenBLAS core `%s`%s, Python %s" % (
+               info["numpy"], info.get("torch"), info["openblas"], info["openblas_core"],
+               " (OpenBLAS does not know this CPU model and picked `%s`, an SSE3 kernel; every process ran with "
+               "`OPENBLAS_CORETYPE=%s`, the best kernel the CPU's instruction sets allow)" % (
+                   info["openblas_fallback"], RIVAL_ENV["OPENBLAS_CORETYPE"]) if info.get("openblas_fallback") else "",
+               info["python"]),
            "- PyTorch: default intra-op threads here %s, %s, oneDNN %s" % (
                info.get("torch_default_threads"), "; ".join(info.get("torch_parallel", [])),
                "available" if info.get("torch_mkldnn") else "absent"),
@@ -811,7 +841,8 @@ def main():
     # The exact commands, one per row (a neurite lecture row ran its command once per repeat).
     cmd_md = ["", "## Exact commands of this run", "",
            "Run from the top of the tree; each Python process also had BENCH_DATA=%s, and every process had "
-           "the thread variables removed from its environment first." % DATA, ""]
+           "the thread variables removed from its environment first%s." % (
+               DATA, "".join(" and %s=%s set" % kv for kv in sorted(RIVAL_ENV.items()))), ""]
     for key, rows in summary["rows"].items():
         # Paths as a reader of the repository sees them: relative to its top, the home folder as ~.
         shown = (c.replace(ROOT + "/", "").replace(os.path.expanduser("~"), "~") for c in
