@@ -510,7 +510,6 @@ def table(rows, flops, peak, ips=None):
     return lines
 
 
-
 def l2_kib():
     """One core's L2 in KiB, from sysfs; None where the kernel does not say."""
     try:
@@ -537,6 +536,7 @@ def l2_fit_note(bw):
                  "fit no L2, even shared out, and come partly from the L3")
         parts.append("%d KiB of weights %s" % (kb, where))
     return "One core's L2 here is %d KiB: %s." % (l2, "; ".join(parts))
+
 
 def main():
     os.makedirs(OUT, exist_ok=True)

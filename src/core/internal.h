@@ -76,6 +76,7 @@ static inline void nr__prefetch_for_write(void *p, size_t bytes)
 #endif
     }
 }
+
 /* Which part of a pool job the calling thread is running (0 .. threads-1), or -1 outside one. A part runs on
  * one thread at a time, whichever claims it, so state kept per part does not depend on the timing. */
 int nr__pool_part(void);

@@ -915,10 +915,10 @@ bool nr__gemm_row_pair(size_t k1, size_t n1, const float *x, const float *w1, si
     float *partials = scratch_get((threads - 1) * n2, &slot);
     if (!partials)
         return false;
+    size_t kblocks1 = k_block_count(k1);
     pair_job pj = {
         .first = {kern, NR_NO_TRANS, NR_NO_TRANS, 1, n1, k1, k1, width1, n1, 1.0f, b1 ? 1.0f : 0.0f, x, w1, h,
-                  (k1 + k_block_count(k1) - 1) / k_block_count(k1), width1 / kern->lanes, 1, true, false, false,
-                  k1 * width1, NULL},
+                  (k1 + kblocks1 - 1) / kblocks1, width1 / kern->lanes, 1, true, false, false, k1 * width1, NULL},
         .second = {kern, NR_NO_TRANS, NR_NO_TRANS, 1, n2, cols, cols, width2 ? width2 : n2, n2, 1.0f,
                    b2 ? 1.0f : 0.0f, NULL, w2, y, cols, width2 ? width2 / kern->lanes : choose_vectors(kern, n2, 1),
                    1, true, false, false, width2 ? n1 * width2 : 0, NULL},

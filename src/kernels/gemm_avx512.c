@@ -198,17 +198,18 @@ static inline __attribute__((always_inline)) void tile(const int MR, const int N
         /* Row r + 1 of C is loaded before row r is stored, for the same reason where rows are not whole lines
          * (the lecture's 100 columns): its two products that add to C ran ~2 % faster at two threads. */
         __m512 w[2][MAX_VECTORS];
-        UNROLL for (int v = 0; v < NV; v++)
-            w[0][v] = _mm512_maskz_loadu_ps(v == NV - 1 ? tail : (__mmask16)0xffff, c + LANES * v);
+        __mmask16 m[MAX_VECTORS];
+        UNROLL for (int v = 0; v < NV; v++) {
+            m[v] = v == NV - 1 ? tail : (__mmask16)0xffff;
+            w[0][v] = _mm512_maskz_loadu_ps(m[v], c + LANES * v);
+        }
         UNROLL for (int r = 0; r < MR; r++) {
             float *cr = c + (size_t)r * ldc;
             if (r + 1 < MR)
                 UNROLL for (int v = 0; v < NV; v++)
-                    w[(r + 1) & 1][v] =
-                        _mm512_maskz_loadu_ps(v == NV - 1 ? tail : (__mmask16)0xffff, cr + ldc + LANES * v);
+                    w[(r + 1) & 1][v] = _mm512_maskz_loadu_ps(m[v], cr + ldc + LANES * v);
             UNROLL for (int v = 0; v < NV; v++)
-                store512_from(cr + LANES * v, v == NV - 1 ? tail : (__mmask16)0xffff, acc[r][v], w[r & 1][v],
-                              va, vb, mode);
+                store512_from(cr + LANES * v, m[v], acc[r][v], w[r & 1][v], va, vb, mode);
         }
         return;
     }

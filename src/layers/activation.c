@@ -126,12 +126,16 @@ NR_SIMD_CLONES static void backward_range(void *ctx, size_t b, size_t e)
 
 /* backward_range with dx's lines asked for first (nr__prefetch_for_write): in a training step at two threads
  * the lecture's ReLU backward writes the g_h that the other core read in the step before, and took 3 us
- * against 0.8 at one thread; the step ran ~2 % faster so. The forward pass's output gained nothing. */
+ * against 0.8 at one thread; the step ran ~2 % faster so. The forward pass's output gained nothing. Only the
+ * first PREFETCH_BYTES: past L1's size the lines would push each other out before the pass wrote them, a
+ * second pass over a large buffer for nothing. */
+enum { PREFETCH_BYTES = 32 * 1024 };
+
 static void backward_chunk(void *ctx, size_t b, size_t e)
 {
     const act_job *j = ctx;
-    size_t per = j->act == NR_ACT_SOFTMAX ? j->d : 1;
-    nr__prefetch_for_write(j->out + b * per, (e - b) * per * sizeof(float));
+    size_t per = j->act == NR_ACT_SOFTMAX ? j->d : 1, bytes = (e - b) * per * sizeof(float);
+    nr__prefetch_for_write(j->out + b * per, bytes < PREFETCH_BYTES ? bytes : PREFETCH_BYTES);
     backward_range(ctx, b, e);
 }
 
